@@ -1,0 +1,159 @@
+"""The `motomind` command: serve, db init, db status, token, demo."""
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import typer
+import uvicorn
+from pydantic import SecretStr
+
+from app import schema
+from app.config import Settings, get_settings
+from app.embedded import dev_secret, start_embedded
+
+cli = typer.Typer(help="MotoMind API", no_args_is_help=True, add_completion=False)
+db_cli = typer.Typer(help="Install and inspect the database schema.", no_args_is_help=True)
+cli.add_typer(db_cli, name="db")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    api_dsn: str  # what the API logs in as
+    admin_dsn: str  # what installs the schema
+
+
+def with_user(dsn: str, user: str) -> str:
+    parts = urlsplit(dsn)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{user}@{host}"))
+
+
+def runtime(settings: Settings | None = None) -> Runtime:
+    """Where to connect: DATABASE_URL, or the embedded server (started here) when it is unset."""
+    settings = settings or get_settings()
+    if settings.database_url:
+        admin = settings.database_admin_url or settings.database_url
+        return Runtime(settings, settings.database_url, admin)
+    server = start_embedded(settings.motomind_data_dir)
+    admin = str(server.get_uri())
+    if settings.supabase_jwt_secret is None and settings.supabase_url is None:
+        secret = dev_secret(settings.motomind_data_dir)
+        settings = settings.model_copy(update={"supabase_jwt_secret": SecretStr(secret)})
+    # The API logs in as `authenticator` (owns nothing, not a superuser), as in production.
+    return Runtime(settings, with_user(admin, "authenticator"), admin)
+
+
+async def _init(rt: Runtime) -> bool:
+    conn = await asyncpg.connect(rt.admin_dsn)
+    try:
+        await schema.install(conn)
+        return await schema.schedule_cron_jobs(conn, rt.admin_dsn)
+    finally:
+        await conn.close()
+
+
+@db_cli.command("init")
+def db_init() -> None:
+    """Install or upgrade the schema (idempotent)."""
+    rt = runtime()
+    scheduled = asyncio.run(_init(rt))
+    typer.echo(f"schema version {schema.SCHEMA_VERSION} installed")
+    typer.echo(
+        "maintenance: pg_cron jobs scheduled"
+        if scheduled
+        else "maintenance: pg_cron not available; the API runs the jobs"
+    )
+
+
+async def _status(rt: Runtime) -> schema.SchemaStatus:
+    conn = await asyncpg.connect(rt.admin_dsn)
+    try:
+        return await schema.status(conn, rt.admin_dsn)
+    finally:
+        await conn.close()
+
+
+@db_cli.command("status")
+def db_status() -> None:
+    """Schema version, partitions, scheduled jobs and feed freshness."""
+    st = asyncio.run(_status(runtime()))
+    if st.version is None:
+        typer.echo("schema: not installed (run `motomind db init`)")
+        raise typer.Exit(1)
+    state = "up to date" if st.version >= st.expected else "behind"
+    typer.echo(f"schema version: {st.version} (expected {st.expected}, {state})")
+    typer.echo(f"partitions: {', '.join(st.partitions) or 'none'}")
+    if st.cron_jobs:
+        for job in st.cron_jobs:
+            typer.echo(f"pg_cron job: {job['jobname']} [{job['schedule']}] {job['command']}")
+    else:
+        typer.echo("maintenance: in-app scheduler (pg_cron not in use)")
+    typer.echo(f"feed freshness: {json.dumps(st.freshness, default=str) if st.freshness else 'never refreshed'}")
+
+
+@cli.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="Port to listen on."),
+) -> None:
+    """Run the API. Without DATABASE_URL, starts the embedded PostgreSQL and installs the schema."""
+    from app.main import create_app
+
+    rt = runtime()
+    if not rt.settings.database_url:
+        asyncio.run(_init(rt))
+    app = create_app(rt.settings, database_url=rt.api_dsn)
+    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+
+
+async def _ensure_user(rt: Runtime, email: str, tenant_id: uuid.UUID | None) -> tuple[str, str]:
+    conn = await asyncpg.connect(rt.admin_dsn)
+    try:
+        async with conn.transaction():
+            user_id = await conn.fetchval("select id from auth.users where email = $1", email)
+            if user_id is None:
+                meta = json.dumps({"tenant_id": str(tenant_id)} if tenant_id else {})
+                user_id = await conn.fetchval(
+                    """insert into auth.users (email, raw_app_meta_data)
+                       values ($1, $2::jsonb) returning id""",
+                    email,
+                    meta,
+                )
+            tenant = await conn.fetchval(
+                "select tenant_id from public.profiles where id = $1", user_id
+            )
+        return str(user_id), str(tenant)
+    finally:
+        await conn.close()
+
+
+@cli.command()
+def token(
+    email: str = typer.Option(..., help="The user's email; the user is created if missing."),
+    tenant_id: uuid.UUID | None = typer.Option(None, help="Tenant for a new user."),
+    ttl: int = typer.Option(3600, min=1, max=30 * 24 * 3600, help="Lifetime in seconds."),
+    role: str = typer.Option("authenticated", help="authenticated or service_role."),
+) -> None:
+    """Print a JWT signed with the configured HS256 secret (development and debugging)."""
+    from app.auth import issue_token
+
+    rt = runtime()
+    secret = rt.settings.supabase_jwt_secret
+    if secret is None:
+        typer.echo("no HS256 secret configured (SUPABASE_JWT_SECRET): cannot sign", err=True)
+        raise typer.Exit(2)
+    user_id, tenant = asyncio.run(_ensure_user(rt, email, tenant_id))
+    claims: dict[str, object] = {"email": email, "tenant_id": tenant}
+    sub: str | None = user_id
+    if role == "service_role":
+        claims, sub = {}, None
+    typer.echo(issue_token(rt.settings, sub=sub, role=role, ttl=ttl, extra=claims))
+
+
+def main() -> None:
+    cli()

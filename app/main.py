@@ -1,0 +1,93 @@
+"""create_app() and the lifespan: pool, JWKS cache, scheduler; nothing else."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from app import schema
+from app.config import Settings, get_settings
+from app.db import create_pool
+
+log = logging.getLogger("motomind")
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    pool: asyncpg.Pool
+    shutting_down: bool = False
+
+
+async def _warn_if_privileged(pool: asyncpg.Pool) -> None:
+    row = await pool.fetchrow(
+        "select rolsuper, rolbypassrls from pg_roles where rolname = current_user"
+    )
+    if row and (row["rolsuper"] or row["rolbypassrls"]):
+        log.warning(
+            "DATABASE_URL logs in as a role that %s: Row Level Security does not protect "
+            "tenants against a bug in this process. Log in as `authenticator` instead.",
+            "is a superuser" if row["rolsuper"] else "bypasses RLS",
+        )
+
+
+def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    settings.check_secrets()
+    dsn = database_url or settings.database_url
+    if not dsn:
+        raise RuntimeError("DATABASE_URL is not set (motomind serve starts an embedded server)")
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        pool = await create_pool(dsn, settings)
+        await _warn_if_privileged(pool)
+        state = AppState(settings=settings, pool=pool)
+        app.state.motomind = state
+        try:
+            yield {"motomind": state}
+        finally:
+            state.shutting_down = True
+            await pool.close()
+
+    app = FastAPI(
+        title="MotoMind API",
+        version="1.0.0",
+        summary="The timeline of every fuel-up, service, reading, document and inspection.",
+        lifespan=lifespan,
+    )
+
+    @app.get("/healthz", tags=["health"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        """Always 200 while the process runs. Never touches the database."""
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"], summary="Readiness", responses={503: {}})
+    async def readyz(request: Request) -> JSONResponse:
+        """200 when the database answers and its schema is at the version this build expects."""
+        state: AppState = request.app.state.motomind
+        if state.shutting_down:
+            return _not_ready("shutting down")
+        try:
+            async with state.pool.acquire(timeout=2) as conn:
+                version = await schema.installed_version(conn)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            return _not_ready("database unreachable")
+        if version is None or version < schema.SCHEMA_VERSION:
+            return _not_ready(f"schema version {version}, expected {schema.SCHEMA_VERSION}")
+        return JSONResponse({"status": "ready", "schema_version": version})
+
+    return app
+
+
+def _not_ready(reason: str) -> JSONResponse:
+    return JSONResponse(
+        {"status": "unavailable", "detail": reason},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )

@@ -1,0 +1,126 @@
+"""Install or upgrade the schema from `sql/`, and report what is installed."""
+
+import contextlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from app.db import dsn_with
+
+SCHEMA_VERSION = 1
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+# Serializes concurrent installers (two `serve` processes starting at once).
+INSTALL_LOCK_KEY = 0x4D4D_5343  # "MMSC"
+
+CRON_JOBS = {
+    "refresh-timeline": ("*/5 * * * *", "select public.refresh_timeline()"),
+    "create-partitions": ("0 3 1 * *", "select public.create_next_year_partition()"),
+}
+
+
+def sql_files() -> list[Path]:
+    files = sorted(SQL_DIR.glob("*.sql"))
+    if not files:  # installed as a wheel: the files travel as package data
+        base = resources.files("app") / "sql"
+        files = sorted(Path(str(p)) for p in base.iterdir() if p.name.endswith(".sql"))
+    return files
+
+
+async def install(conn: asyncpg.Connection) -> None:
+    """Run every file in order, in one transaction, under an advisory lock. Idempotent."""
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock($1)", INSTALL_LOCK_KEY)
+        for path in sql_files():
+            await conn.execute(path.read_text())
+
+
+async def installed_version(conn: asyncpg.Connection) -> int | None:
+    """The schema version, or None when the schema is missing. Callable by any role."""
+    exists = await conn.fetchval("select to_regprocedure('public.schema_version()') is not null")
+    if not exists:
+        return None
+    value = await conn.fetchval("select public.schema_version()")
+    return int(value) if value is not None else None
+
+
+async def pg_cron_available(conn: asyncpg.Connection) -> bool:
+    row = await conn.fetchrow(
+        """select exists (select 1 from pg_available_extensions where name = 'pg_cron') as available,
+                  current_setting('shared_preload_libraries') as preload"""
+    )
+    return bool(row and row["available"] and "pg_cron" in row["preload"])
+
+
+async def schedule_cron_jobs(conn: asyncpg.Connection, dsn: str) -> bool:
+    """With pg_cron loaded, keep the maintenance jobs in the database. Returns whether it did.
+
+    pg_cron lives in one database per cluster (`cron.database_name`); jobs for this database are
+    created there with `cron.schedule_in_database`, named after this database so that several
+    databases on one server each keep their own jobs.
+    """
+    if not await pg_cron_available(conn):
+        return False
+    database = await conn.fetchval("select current_database()")
+    cron_db = await conn.fetchval("select current_setting('cron.database_name', true)") or "postgres"
+    cron_conn = await asyncpg.connect(dsn_with(dsn, database=cron_db))
+    try:
+        await cron_conn.execute("create extension if not exists pg_cron")
+        for name, (schedule, command) in CRON_JOBS.items():
+            await cron_conn.execute(
+                "select cron.schedule_in_database($1, $2, $3, $4)",
+                f"motomind-{name}-{database}",
+                schedule,
+                command,
+                database,
+            )
+    finally:
+        await cron_conn.close()
+    return True
+
+
+async def cron_jobs(conn: asyncpg.Connection, dsn: str) -> list[dict[str, Any]]:
+    """The pg_cron jobs of this database, or [] when pg_cron is not in use."""
+    if not await pg_cron_available(conn):
+        return []
+    database = await conn.fetchval("select current_database()")
+    cron_db = await conn.fetchval("select current_setting('cron.database_name', true)") or "postgres"
+    with contextlib.suppress(asyncpg.PostgresError, OSError):
+        cron_conn = await asyncpg.connect(dsn_with(dsn, database=cron_db))
+        try:
+            rows = await cron_conn.fetch(
+                """select jobname, schedule, command, active from cron.job
+                   where database = $1 order by jobname""",
+                database,
+            )
+            return [dict(r) for r in rows]
+        finally:
+            await cron_conn.close()
+    return []
+
+
+@dataclass
+class SchemaStatus:
+    version: int | None
+    expected: int = SCHEMA_VERSION
+    partitions: list[str] = field(default_factory=list)
+    cron_jobs: list[dict[str, Any]] = field(default_factory=list)
+    freshness: dict[str, Any] | None = None
+
+
+async def status(conn: asyncpg.Connection, dsn: str) -> SchemaStatus:
+    result = SchemaStatus(version=await installed_version(conn))
+    if result.version is None:
+        return result
+    rows = await conn.fetch(
+        """select c.relname from pg_inherits i
+           join pg_class c on c.oid = i.inhrelid
+           where i.inhparent = 'public.vehicle_events'::regclass order by c.relname"""
+    )
+    result.partitions = [r["relname"] for r in rows]
+    result.cron_jobs = await cron_jobs(conn, dsn)
+    fresh = await conn.fetchrow("select * from public.mv_freshness limit 1")
+    result.freshness = dict(fresh) if fresh else None
+    return result
