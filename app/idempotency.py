@@ -1,0 +1,109 @@
+"""Idempotency-Key on POST (Stripe's model), one mechanism for every create route.
+
+The first request with a key takes a transaction-level advisory lock on (tenant, user, key), does
+its work, and stores its response in the same transaction, so the row it created and the stored
+response commit together or not at all. A retry while the first still runs cannot take the lock:
+409. A retry after it sees the stored response: replayed. Same key, another body: 422.
+"""
+
+import hashlib
+import json
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+from fastapi import Header
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+
+from app.errors import ProblemError
+
+REPLAY_WINDOW = "24 hours"
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Any unique string (a UUID is best). A retry with the same key and body "
+        "within 24 h replays the first response instead of creating a second resource.",
+    ),
+]
+
+
+def request_hash(method: str, path: str, body: Any) -> str:
+    canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
+
+
+async def replay_or_claim(
+    conn: asyncpg.Connection, *, key: str | None, user_id: UUID, fingerprint: str
+) -> JSONResponse | None:
+    """The stored response to replay, or None when this request is the first and should run."""
+    if key is None:
+        return None
+    locked = await conn.fetchval(
+        "select pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+        # User ids are unique across tenants, so (user, key) is already tenant-scoped.
+        f"idempotency:{user_id}:{key}",
+    )
+    if not locked:
+        raise ProblemError(
+            409,
+            "idempotency_in_flight",
+            "Request in progress",
+            "A request with this Idempotency-Key is still being processed; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
+    row = await conn.fetchrow(
+        f"""select request_hash, status_code, response_body, response_headers
+            from public.idempotency_keys
+            where user_id = $1 and key = $2 and created_at > now() - interval '{REPLAY_WINDOW}'""",
+        user_id,
+        key,
+    )
+    if row is None:
+        return None
+    if row["request_hash"] != fingerprint:
+        raise ProblemError(
+            422,
+            "idempotency_key_reused",
+            "Idempotency-Key reused",
+            "This Idempotency-Key was used with a different request; use a new key.",
+        )
+    headers = dict(row["response_headers"] or {})
+    headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(row["response_body"], status_code=row["status_code"], headers=headers)
+
+
+async def remember(
+    conn: asyncpg.Connection,
+    *,
+    key: str | None,
+    user_id: UUID,
+    fingerprint: str,
+    response: JSONResponse,
+) -> JSONResponse:
+    """Store the response under the key, in the request's transaction; returns it unchanged."""
+    if key is None:
+        return response
+    stored_headers = {
+        name: value for name, value in response.headers.items() if name.lower() in {"location", "etag"}
+    }
+    await conn.execute(
+        """insert into public.idempotency_keys
+             (user_id, key, request_hash, status_code, response_body, response_headers)
+           values ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
+           on conflict (tenant_id, user_id, key) do update
+             set request_hash = excluded.request_hash, status_code = excluded.status_code,
+                 response_body = excluded.response_body,
+                 response_headers = excluded.response_headers, created_at = now()""",
+        user_id,
+        key,
+        fingerprint,
+        response.status_code,
+        json.loads(bytes(response.body)),
+        stored_headers,
+    )
+    return response
