@@ -1,12 +1,19 @@
 """The pool, and the one way into the database for a request."""
 
 import json
-from typing import Any
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
+from fastapi import Depends, Request
 
+from app.auth import Identity, require_service, require_user
 from app.config import Settings
+from app.errors import RETRY_AFTER_S, ProblemError
 
 # One statement, bind parameters, transaction-local (PostgREST's txVarQuery): the role, the
 # verified claims RLS reads, and the limits (role-level settings do not apply after SET ROLE).
@@ -63,3 +70,92 @@ async def set_request_context(
         f"{settings.db_statement_timeout_ms}ms",
         f"{settings.db_lock_timeout_ms}ms",
     )
+
+
+# --- The request's transaction -------------------------------------------------------------------
+_log = logging.getLogger("motomind.db")
+
+RESOLVE_TENANT = "select public.current_tenant_id()"
+
+
+def pool_exhausted() -> ProblemError:
+    return ProblemError(
+        503,
+        "pool_exhausted",
+        "Busy",
+        "No database connection became free in time; retry.",
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+def no_tenant() -> ProblemError:
+    return ProblemError(
+        403, "no_tenant", "No tenant", "The token's user belongs to no tenant (no profile)."
+    )
+
+
+@asynccontextmanager
+async def _transaction(
+    request: Request, *, role: str, identity: Identity, tenant: bool
+) -> AsyncIterator[asyncpg.Connection]:
+    state = request.app.state.motomind
+    pool: asyncpg.Pool = state.pool
+    settings: Settings = state.settings
+    try:
+        proxy = await pool.acquire(timeout=settings.db_pool_timeout_s)
+    except TimeoutError:
+        raise pool_exhausted() from None
+    # The proxy forwards every Connection method; queries are typed against Connection.
+    conn = cast(asyncpg.Connection, proxy)
+    try:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            claims = dict(identity.claims)
+            tenant_id: uuid.UUID | None = identity.tenant_id
+            if tenant:
+                if tenant_id is not None:
+                    claims["tenant_id"] = str(tenant_id)
+                await set_request_context(conn, role=role, claims=claims, settings=settings)
+                if tenant_id is None:
+                    # No tenant in the token: the caller's profile decides (as RLS would).
+                    tenant_id = await conn.fetchval(RESOLVE_TENANT)
+                    if tenant_id is None:
+                        raise no_tenant()
+                    claims["tenant_id"] = str(tenant_id)
+                    await set_request_context(conn, role=role, claims=claims, settings=settings)
+            else:
+                await set_request_context(conn, role=role, claims=claims, settings=settings)
+            yield conn
+        except BaseException:
+            if not conn.is_closed():
+                try:
+                    await tx.rollback()
+                except Exception as exc:  # the original error matters more
+                    _log.warning("rollback failed: %s", type(exc).__name__)
+            raise
+        else:
+            # Before the response is sent (scope="function"): a failed commit is the client's error.
+            await tx.commit()
+    finally:
+        await pool.release(proxy)
+
+
+async def tenant_connection(
+    request: Request, identity: Annotated[Identity, Depends(require_user)]
+) -> AsyncIterator[asyncpg.Connection]:
+    """The request's connection: one transaction as `authenticated`, with the verified claims."""
+    async with _transaction(request, role="authenticated", identity=identity, tenant=True) as conn:
+        yield conn
+
+
+async def service_connection(
+    request: Request, identity: Annotated[Identity, Depends(require_service)]
+) -> AsyncIterator[asyncpg.Connection]:
+    """For /v1/ops: one transaction as `service_role` (service tokens only)."""
+    async with _transaction(request, role="service_role", identity=identity, tenant=False) as conn:
+        yield conn
+
+
+TenantConn = Annotated[asyncpg.Connection, Depends(tenant_connection, scope="function")]
+ServiceConn = Annotated[asyncpg.Connection, Depends(service_connection, scope="function")]

@@ -56,10 +56,16 @@ async def replay_or_claim(
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             headers={"Retry-After": "1"},
         )
+    # An expired key is free again.
+    await conn.execute(
+        f"""delete from public.idempotency_keys
+            where user_id = $1 and key = $2 and created_at <= now() - interval '{REPLAY_WINDOW}'""",
+        user_id,
+        key,
+    )
     row = await conn.fetchrow(
-        f"""select request_hash, status_code, response_body, response_headers
-            from public.idempotency_keys
-            where user_id = $1 and key = $2 and created_at > now() - interval '{REPLAY_WINDOW}'""",
+        """select request_hash, status_code, response_body, response_headers
+           from public.idempotency_keys where user_id = $1 and key = $2""",
         user_id,
         key,
     )
@@ -93,12 +99,9 @@ async def remember(
     }
     await conn.execute(
         """insert into public.idempotency_keys
-             (user_id, key, request_hash, status_code, response_body, response_headers)
-           values ($1, $2, $3, $4, $5::jsonb, $6::jsonb)
-           on conflict (tenant_id, user_id, key) do update
-             set request_hash = excluded.request_hash, status_code = excluded.status_code,
-                 response_body = excluded.response_body,
-                 response_headers = excluded.response_headers, created_at = now()""",
+             (user_id, key, request_hash, status_code, response_body, response_headers,
+              completed_at)
+           values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now())""",
         user_id,
         key,
         fingerprint,

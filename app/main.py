@@ -4,15 +4,19 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
+import httpx
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from app import schema
+from app.auth import TokenVerifier
 from app.config import Settings, get_settings
 from app.db import create_pool
+from app.errors import install_error_handlers
+from app.routers import ROUTERS
 
 log = logging.getLogger("motomind")
 
@@ -21,6 +25,9 @@ log = logging.getLogger("motomind")
 class AppState:
     settings: Settings
     pool: asyncpg.Pool
+    http: httpx.AsyncClient  # outbound calls (the JWKS)
+    verifier: TokenVerifier
+    cursor_key: bytes = b""  # shared by every API process: kept in the database
     shutting_down: bool = False
 
 
@@ -36,7 +43,20 @@ async def _warn_if_privileged(pool: asyncpg.Pool) -> None:
         )
 
 
-def create_app(settings: Settings | None = None, *, database_url: str | None = None) -> FastAPI:
+async def _cursor_key(pool: asyncpg.Pool) -> bytes:
+    try:
+        return bytes(await pool.fetchval("select public.cursor_signing_key()"))
+    except asyncpg.UndefinedFunctionError:
+        return b""  # no schema yet: /readyz says so, and nothing can be listed anyway
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """The app; `http_transport` replaces the network for outbound calls (tests)."""
     settings = settings or get_settings()
     settings.check_secrets()
     dsn = database_url or settings.database_url
@@ -45,15 +65,30 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(dsn, settings)
+        http = httpx.AsyncClient(transport=http_transport, follow_redirects=False)
+        try:
+            pool = await create_pool(dsn, settings)
+        except BaseException:
+            await http.aclose()
+            raise
         await _warn_if_privileged(pool)
-        state = AppState(settings=settings, pool=pool)
+        cursor_key = await _cursor_key(pool)
+        state = AppState(
+            settings=settings,
+            pool=pool,
+            http=http,
+            verifier=TokenVerifier(settings, http),
+            cursor_key=cursor_key,
+        )
         app.state.motomind = state
         try:
             yield {"motomind": state}
         finally:
             state.shutting_down = True
-            await pool.close()
+            try:
+                await pool.close()
+            finally:
+                await http.aclose()
 
     app = FastAPI(
         title="MotoMind API",
@@ -61,6 +96,9 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
         summary="The timeline of every fuel-up, service, reading, document and inspection.",
         lifespan=lifespan,
     )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:
@@ -75,7 +113,7 @@ def create_app(settings: Settings | None = None, *, database_url: str | None = N
             return _not_ready("shutting down")
         try:
             async with state.pool.acquire(timeout=2) as conn:
-                version = await schema.installed_version(conn)
+                version = await schema.installed_version(cast(asyncpg.Connection, conn))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return _not_ready("database unreachable")
         if version is None or version < schema.SCHEMA_VERSION:

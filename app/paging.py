@@ -69,12 +69,16 @@ def decode_cursor(key: bytes, scope: dict[str, Any], cursor: str) -> list[Any]:
             raise ValueError("scope")
         return list(data["p"])
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise ProblemError(
-            422,
-            "invalid_cursor",
-            "Invalid cursor",
-            "The cursor is not one this list issued; start again without a cursor.",
-        ) from exc
+        raise decode_error() from exc
+
+
+def decode_error() -> ProblemError:
+    return ProblemError(
+        422,
+        "invalid_cursor",
+        "Invalid cursor",
+        "The cursor is not one this list issued; start again without a cursor.",
+    )
 
 
 def page_of(

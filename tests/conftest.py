@@ -18,6 +18,7 @@ from app.config import Settings
 from app.db import dsn_with
 from app.embedded import start_embedded
 from app.schema import install
+from tests.helpers import TEST_JWT_SECRET
 
 
 @pytest.fixture(scope="session")
@@ -65,8 +66,6 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     yield pool
     await pool.close()
 
-
-TEST_JWT_SECRET = "test-secret-" + "x" * 40
 
 
 @pytest.fixture(scope="session")

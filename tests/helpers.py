@@ -65,3 +65,21 @@ async def as_role(
 async def as_user(db: asyncpg.Pool, user: User) -> AsyncIterator[asyncpg.Connection]:
     async with as_role(db, "authenticated", claims_for(user)) as conn:
         yield conn
+
+
+TEST_JWT_SECRET = "test-secret-" + "x" * 40
+
+
+def token_for(user: User, *, ttl: int = 600, **extra: Any) -> str:
+    """A real HS256 access token for the user, signed as Supabase Auth would sign it."""
+    from pydantic import SecretStr
+
+    from app.auth import issue_token
+
+    settings = Settings(supabase_jwt_secret=SecretStr(TEST_JWT_SECRET))
+    claims = {"email": user.email, "tenant_id": str(user.tenant_id), **extra}
+    return issue_token(settings, sub=str(user.id), role="authenticated", ttl=ttl, extra=claims)
+
+
+def auth(user: User, **extra: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token_for(user, **extra)}"}

@@ -1,0 +1,423 @@
+"""Domain errors, the SQLSTATE -> HTTP table, and RFC 9457 problem+json handlers.
+
+Routes never build error bodies: they raise `ProblemError` (or let asyncpg raise) and the handlers
+installed by `install_error_handlers` answer `application/problem+json` with a stable `code`.
+"""
+
+import logging
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("motomind.errors")
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+RETRY_AFTER_S = "1"
+
+
+class ProblemError(Exception):
+    """An error the client can act on, answered as an RFC 9457 problem."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        title: str,
+        detail: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        errors: Sequence[Mapping[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(f"{status} {code}: {detail or title}")
+        self.status = status
+        self.code = code
+        self.title = title
+        self.detail = detail
+        self.headers = dict(headers or {})
+        self.errors = [dict(e) for e in errors] if errors is not None else None
+
+
+def not_found(detail: str = "The resource does not exist.") -> ProblemError:
+    """Also what another tenant's id gets: existence must not leak."""
+    return ProblemError(404, "not_found", "Not found", detail)
+
+
+# --- OpenAPI models (documentation only; responses are built by `problem_response`) -------------
+
+
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where: e.g. `['body', 'name']`.")
+    msg: str
+    type: str = Field(description="A stable machine name, e.g. `string_too_long`.")
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    type: str = Field(examples=["urn:motomind:problem:not_found"])
+    title: str = Field(examples=["Not found"])
+    status: int = Field(examples=[404])
+    detail: str | None = Field(default=None, examples=["The resource does not exist."])
+    code: str = Field(
+        description="Stable machine code: `not_found`, `validation_failed`, `invalid_token`, "
+        "`no_tenant`, `duplicate_vin`, `odometer_rollback`, `statement_timeout`, ...",
+        examples=["not_found"],
+    )
+    instance: str | None = Field(default=None, description="The request path.")
+    errors: list[FieldError] | None = Field(default=None, description="Only on 422.")
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request.",
+    401: "Missing or invalid bearer token (`invalid_token`); see `WWW-Authenticate`.",
+    403: "Token valid but not allowed here (`forbidden`), or no tenant (`no_tenant`).",
+    404: "Not found, or another tenant's (`not_found`).",
+    409: "Conflict with the current state (`duplicate_vin`, `odometer_rollback`, ...).",
+    412: "`If-Match` no longer matches (`precondition_failed`).",
+    422: "Invalid input (`validation_failed`, with `errors`).",
+    503: "Database busy, timed out or unreachable; retry after `Retry-After` seconds.",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each status documented with the Problem schema."""
+    return {
+        status: {
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
+        for status in statuses
+    }
+
+
+# --- Responses ------------------------------------------------------------------------------------
+
+
+def problem_response(
+    request: Request | None,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"urn:motomind:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    if request is not None:
+        body["instance"] = request.url.path
+    if errors is not None:
+        body["errors"] = list(errors)
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _from_problem(request: Request, exc: ProblemError) -> JSONResponse:
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title,
+        detail=exc.detail,
+        headers=exc.headers,
+        errors=exc.errors,
+    )
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    411: "length_required",
+    412: "precondition_failed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    428: "precondition_required",
+    429: "too_many_requests",
+    503: "service_unavailable",
+}
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - registered for that class
+        raise exc
+    status = exc.status_code
+    title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+    detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
+    if status == 404:
+        detail = "The resource does not exist."
+    return problem_response(
+        request,
+        status=status,
+        code=_HTTP_CODES.get(status, "error" if status < 500 else "internal_error"),
+        title=title,
+        detail=detail,
+        headers=exc.headers,
+    )
+
+
+def _loc_part(part: Any) -> str | int:
+    return part if isinstance(part, int) else str(part)
+
+
+async def _validation_exception(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for that class
+        raise exc
+    # Only where, what and why: never the input value (it may be a secret or another tenant's id).
+    errors = [
+        {
+            "loc": [_loc_part(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "invalid")),
+            "type": str(err.get("type", "value_error")),
+        }
+        for err in exc.errors()
+    ]
+    return problem_response(
+        request,
+        status=422,
+        code="validation_failed",
+        title="Validation failed",
+        detail="The request does not match the schema; see `errors`.",
+        errors=errors,
+    )
+
+
+# --- The SQLSTATE table (PostgREST's Error.hs, as data) ------------------------------------------
+
+
+@dataclass(frozen=True)
+class SqlProblem:
+    status: int
+    code: str
+    title: str
+    detail: str | None = None
+    retry: bool = False
+    # Use the server's DETAIL as the detail (only for errors the schema raises for clients).
+    detail_from_db: bool = False
+
+
+_RETRY = {"retry": True}
+
+SQLSTATE_TABLE: dict[str, SqlProblem] = {
+    # Integrity: per-tenant uniqueness only, so a duplicate is the caller's own row.
+    "23505": SqlProblem(
+        409, "conflict", "Conflict", "A resource with these values already exists."
+    ),
+    # A reference to a row the caller cannot see (nonexistent or another tenant's) looks the same.
+    "23503": SqlProblem(
+        422, "invalid_reference", "Invalid reference", "A referenced resource does not exist."
+    ),
+    "23514": SqlProblem(
+        422, "invalid_value", "Invalid value", "A value is out of its allowed range."
+    ),
+    "23502": SqlProblem(422, "invalid_value", "Invalid value", "A required value is missing."),
+    "22001": SqlProblem(422, "invalid_value", "Invalid value", "A value is too long."),
+    "22003": SqlProblem(422, "invalid_value", "Invalid value", "A number is out of range."),
+    "22007": SqlProblem(422, "invalid_value", "Invalid value", "A date or time is invalid."),
+    "22008": SqlProblem(422, "invalid_value", "Invalid value", "A date or time is out of range."),
+    "22023": SqlProblem(422, "invalid_value", "Invalid value", "A value is invalid."),
+    "22P02": SqlProblem(422, "invalid_value", "Invalid value", "A value has the wrong format."),
+    # RLS WITH CHECK (or a tenant guard) refused a row naming something outside the tenant:
+    # answered as if it did not exist.
+    "42501": SqlProblem(404, "not_found", "Not found", "The resource does not exist."),
+    # Transient: retry.
+    "55P03": SqlProblem(503, "lock_timeout", "Busy", "The resource is busy; retry.", **_RETRY),
+    "57014": SqlProblem(
+        503,
+        "statement_timeout",
+        "Timed out",
+        "The request took too long and was cancelled; retry.",
+        **_RETRY,
+    ),
+    "40001": SqlProblem(
+        503, "transaction_conflict", "Busy", "A concurrent change interfered; retry.", **_RETRY
+    ),
+    "40P01": SqlProblem(
+        503, "transaction_conflict", "Busy", "A concurrent change interfered; retry.", **_RETRY
+    ),
+    "53300": SqlProblem(
+        503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", **_RETRY
+    ),
+    "57P01": SqlProblem(
+        503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", **_RETRY
+    ),
+    "57P03": SqlProblem(
+        503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", **_RETRY
+    ),
+    # Raised by the schema for clients (sql/300_functions.sql): DETAIL is written for them.
+    "MM001": SqlProblem(409, "odometer_rollback", "Odometer rollback", detail_from_db=True),
+    "MM002": SqlProblem(422, "invalid_payload", "Invalid payload", detail_from_db=True),
+}
+# Whole classes, when the exact SQLSTATE is not in the table.
+SQLSTATE_CLASS_TABLE: dict[str, SqlProblem] = {
+    "08": SqlProblem(
+        503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", **_RETRY
+    ),
+    "22": SqlProblem(422, "invalid_value", "Invalid value", "A value is invalid."),
+    "23": SqlProblem(422, "invalid_value", "Invalid value", "A constraint was violated."),
+    "40": SqlProblem(
+        503, "transaction_conflict", "Busy", "A concurrent change interfered; retry.", **_RETRY
+    ),
+    "53": SqlProblem(
+        503,
+        "database_unavailable",
+        "Unavailable",
+        "The database is out of resources; retry.",
+        **_RETRY,
+    ),
+    "57": SqlProblem(
+        503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", **_RETRY
+    ),
+}
+INTERNAL = SqlProblem(500, "internal_error", "Internal error", "An unexpected error occurred.")
+UNAVAILABLE = SqlProblem(
+    503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", retry=True
+)
+
+# The schema names a client-facing error by a snake_case MESSAGE (e.g. 'date_out_of_range') and
+# explains it in DETAIL; built-in PostgreSQL messages are prose and never match.
+_CLIENT_MESSAGE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
+_KEY_COLUMNS = re.compile(r"^Key \(([a-z0-9_, ]+)\)=")
+
+
+def _unique_code(constraint: str) -> str:
+    for word in ("vin", "plate"):
+        if word in constraint:
+            return f"duplicate_{word}"
+    return "conflict"
+
+
+Classified = tuple[SqlProblem, str, str | None, list[dict[str, Any]] | None]
+
+
+def classify_postgres_error(exc: asyncpg.PostgresError) -> Classified:
+    """(table entry, code, detail, errors) for a database error; the one place that reads them."""
+    sqlstate = str(getattr(exc, "sqlstate", "") or "")
+    entry = SQLSTATE_TABLE.get(sqlstate) or SQLSTATE_CLASS_TABLE.get(sqlstate[:2]) or INTERNAL
+    code, detail = entry.code, entry.detail
+    message = str(getattr(exc, "message", "") or "")
+    db_detail = getattr(exc, "detail", None)
+    if entry.detail_from_db:
+        detail = db_detail or detail
+    elif entry.status < 500 and _CLIENT_MESSAGE.match(message):
+        code, detail = message, db_detail or detail
+    errors: list[dict[str, Any]] | None = None
+    if sqlstate == "23505":
+        code = _unique_code(str(getattr(exc, "constraint_name", "") or ""))
+        if code != "conflict":
+            detail = f"A resource with this {code.removeprefix('duplicate_')} already exists."
+    # Name the field (never the value, never the constraint) when the server says which one.
+    column = getattr(exc, "column_name", None)
+    fields: list[str] = []
+    if column:
+        fields = [str(column)]
+    elif sqlstate in ("23503", "23505") and isinstance(db_detail, str):
+        match = _KEY_COLUMNS.match(db_detail)
+        if match:
+            fields = [c.strip() for c in match.group(1).split(",") if c.strip() != "tenant_id"]
+    if fields and entry.status == 422:
+        errors = [{"loc": ["body", f], "msg": detail or entry.title, "type": code} for f in fields]
+    return entry, code, detail, errors
+
+
+def _db_problem(
+    request: Request,
+    entry: SqlProblem,
+    code: str,
+    detail: str | None,
+    errors: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    return problem_response(
+        request,
+        status=entry.status,
+        code=code,
+        title=entry.title,
+        detail=detail,
+        headers={"Retry-After": RETRY_AFTER_S} if entry.retry else None,
+        errors=errors,
+    )
+
+
+async def _postgres_exception(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, asyncpg.PostgresError):  # pragma: no cover - registered for that class
+        raise exc
+    entry, code, detail, errors = classify_postgres_error(exc)
+    if entry.status >= 500 and not entry.retry:
+        log.error("database error %s", getattr(exc, "sqlstate", "?"), exc_info=exc)
+    elif entry.retry:
+        log.warning("database busy: %s %s", getattr(exc, "sqlstate", "?"), type(exc).__name__)
+    return _db_problem(request, entry, code, detail, errors)
+
+
+async def _connection_exception(request: Request, exc: Exception) -> Response:
+    log.warning("database unreachable: %s", type(exc).__name__)
+    return _db_problem(request, UNAVAILABLE, UNAVAILABLE.code, UNAVAILABLE.detail)
+
+
+async def _unexpected_exception(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _db_problem(request, INTERNAL, INTERNAL.code, INTERNAL.detail)
+
+
+async def _problem_exception(request: Request, exc: Exception) -> Response:
+    if not isinstance(exc, ProblemError):  # pragma: no cover - registered for that class
+        raise exc
+    return _from_problem(request, exc)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error the app can produce leaves as application/problem+json."""
+    handlers: list[tuple[type[Exception], Callable[[Request, Exception], Any]]] = [
+        (ProblemError, _problem_exception),
+        (StarletteHTTPException, _http_exception),
+        (RequestValidationError, _validation_exception),
+        (asyncpg.PostgresError, _postgres_exception),
+        # Connection lost, pool closed, socket errors: the database, not the request, is at fault.
+        (asyncpg.InterfaceError, _connection_exception),
+        (asyncpg.exceptions.PostgresConnectionError, _connection_exception),
+        (OSError, _connection_exception),
+        (TimeoutError, _connection_exception),
+        (Exception, _unexpected_exception),
+    ]
+    for exc_class, handler in handlers:
+        app.add_exception_handler(exc_class, handler)
+    _document_problem_schema(app)
+
+
+def _document_problem_schema(app: FastAPI) -> None:
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            description=app.description,
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        extra = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(extra.pop("$defs", {}))
+        components["Problem"] = extra
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,92 @@
+"""GET/PATCH /v1/me and /v1/tenant: the caller's own profile and tenant."""
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter
+
+from app.auth import CurrentUser, Identity
+from app.db import TenantConn
+from app.errors import not_found, problem_responses
+from app.me import queries
+from app.me.schemas import MeOut, MePatch, TenantFull, TenantOut, TenantPatch
+
+router = APIRouter(prefix="/v1", tags=["me"])
+
+ERRORS = problem_responses(401, 403, 503)
+WRITE_ERRORS = problem_responses(401, 403, 422, 503)
+
+
+def _me(row: asyncpg.Record | None) -> MeOut:
+    if row is None:
+        raise not_found("No profile for this user.")
+    data: dict[str, Any] = {
+        "id": row["id"],
+        "email": row["email"],
+        "name": row["name"],
+        "created_at": row["created_at"],
+        "tenant": TenantOut(id=row["tenant_id"], name=row["tenant_name"]),
+    }
+    return MeOut(**data)
+
+
+def _uid(user: Identity) -> UUID:
+    if user.user_id is None:  # pragma: no cover - require_user guarantees a sub
+        raise not_found()
+    return user.user_id
+
+
+async def _tenant_id(conn: asyncpg.Connection) -> UUID:
+    # The tenant the transaction runs as (claim, app_metadata or profile), resolved by the
+    # dependency and visible to the database: the one RLS enforces.
+    value = await conn.fetchval("select public.current_tenant_id()")
+    if not isinstance(value, UUID):  # pragma: no cover - the dependency already refused this
+        raise not_found()
+    return value
+
+
+@router.get("/me", summary="Your profile", response_model=MeOut, responses=ERRORS)
+async def get_me(user: CurrentUser, conn: TenantConn) -> MeOut:
+    """The caller's profile (from the token's `sub`) and the tenant it belongs to."""
+    return _me(await queries.get_me(conn, user_id=_uid(user)))
+
+
+@router.patch(
+    "/me",
+    summary="Rename yourself",
+    response_model=MeOut,
+    responses={**WRITE_ERRORS, **problem_responses(404)},
+)
+async def patch_me(body: MePatch, user: CurrentUser, conn: TenantConn) -> MeOut:
+    """Change your display `name` (1-200 characters, trimmed; `null` clears it).
+
+    Any other field, including server-owned ones such as `id`, `email` or `tenant_id`, is a 422.
+    An empty body changes nothing.
+    """
+    if "name" not in body.model_fields_set:
+        return _me(await queries.get_me(conn, user_id=_uid(user)))
+    return _me(await queries.update_me_name(conn, user_id=_uid(user), name=body.name))
+
+
+@router.get("/tenant", summary="Your tenant", response_model=TenantFull, responses=ERRORS)
+async def get_tenant(conn: TenantConn) -> TenantFull:
+    """The tenant the caller belongs to: a household or a fleet sharing garages and vehicles."""
+    row = await queries.get_tenant(conn, tenant_id=await _tenant_id(conn))
+    if row is None:
+        raise not_found()
+    return TenantFull(**dict(row))
+
+
+@router.patch(
+    "/tenant",
+    summary="Rename your tenant",
+    response_model=TenantFull,
+    responses={**WRITE_ERRORS, **problem_responses(404)},
+)
+async def patch_tenant(body: TenantPatch, conn: TenantConn) -> TenantFull:
+    """Change the tenant's `name` (1-200 characters, trimmed). Any other field is a 422."""
+    row = await queries.update_tenant_name(conn, tenant_id=await _tenant_id(conn), name=body.name)
+    if row is None:
+        raise not_found()
+    return TenantFull(**dict(row))

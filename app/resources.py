@@ -1,0 +1,130 @@
+"""What every mutable resource shares: get one, PATCH with If-Match, soft delete, list paging.
+
+Table and column names here always come from this codebase (a domain's constants and its pydantic
+model's field names), never from a request.
+"""
+
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+import asyncpg
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from app.errors import not_found
+from app.etag import check_if_match, etag_of
+from app.idempotency import remember, replay_or_claim, request_hash
+from app.paging import Page, decode_cursor, decode_error, page_of
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def cursor_key(request: Request) -> bytes:
+    key: bytes = request.app.state.motomind.cursor_key
+    return key
+
+
+async def get_live(conn: asyncpg.Connection, table: str, resource_id: UUID, *, lock: bool = False) -> asyncpg.Record:
+    """The row if it exists, is not deleted and RLS shows it; else 404 (another tenant's too)."""
+    suffix = " for update" if lock else ""
+    row = await conn.fetchrow(
+        f"select * from public.{table} where id = $1 and deleted_at is null{suffix}",  # noqa: S608
+        resource_id,
+    )
+    if row is None:
+        raise not_found()
+    return row
+
+
+def set_etag(response: Response, row: Mapping[str, Any]) -> None:
+    response.headers["ETag"] = etag_of(row["id"], row["updated_at"])
+
+
+async def patch_row(
+    conn: asyncpg.Connection,
+    table: str,
+    resource_id: UUID,
+    changes: Mapping[str, Any],
+    if_match: str | None,
+) -> asyncpg.Record:
+    """Apply the fields the client sent, if the row still matches If-Match."""
+    current = await get_live(conn, table, resource_id, lock=True)
+    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    if not changes:
+        return current
+    columns = list(changes)
+    assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(columns, start=2))
+    row = await conn.fetchrow(
+        f"update public.{table} set {assignments} where id = $1 returning *",  # noqa: S608
+        resource_id,
+        *changes.values(),
+    )
+    assert row is not None
+    return row
+
+
+async def soft_delete(
+    conn: asyncpg.Connection, table: str, resource_id: UUID, if_match: str | None
+) -> None:
+    current = await get_live(conn, table, resource_id, lock=True)
+    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    await conn.execute(
+        f"update public.{table} set deleted_at = now() where id = $1",  # noqa: S608
+        resource_id,
+    )
+
+
+def created(model: type[BaseModel], row: Mapping[str, Any], location: str) -> JSONResponse:
+    """201 with Location and ETag: what every create answers."""
+    body = model.model_validate(dict(row)).model_dump(mode="json")
+    return JSONResponse(
+        body,
+        status_code=201,
+        headers={"Location": location, "ETag": etag_of(row["id"], row["updated_at"])},
+    )
+
+
+async def idempotent_create(
+    request: Request,
+    conn: asyncpg.Connection,
+    *,
+    user_id: UUID | None,
+    key: str | None,
+    body: BaseModel,
+    create: Callable[[], Awaitable[JSONResponse]],
+) -> JSONResponse:
+    """Run `create` once per Idempotency-Key; a retry gets the first response back."""
+    if user_id is None:  # pragma: no cover - tenant routes always have a user
+        raise not_found()
+    fingerprint = request_hash(request.method, request.url.path, body.model_dump(mode="json"))
+    replay = await replay_or_claim(conn, key=key, user_id=user_id, fingerprint=fingerprint)
+    if replay is not None:
+        return replay
+    response = await create()
+    return await remember(
+        conn, key=key, user_id=user_id, fingerprint=fingerprint, response=response
+    )
+
+
+def newest_first_position(cursor: str | None, key: bytes, scope: dict[str, Any]) -> tuple[datetime, UUID] | None:
+    """Decode a (created_at, id) keyset cursor of a newest-first list."""
+    if cursor is None:
+        return None
+    position = decode_cursor(key, scope, cursor)
+    try:
+        created_at, last_id = position
+        return datetime.fromisoformat(created_at), UUID(last_id)
+    except (TypeError, ValueError):
+        raise decode_error() from None
+
+
+def newest_first_page(
+    rows: list[asyncpg.Record], model: type[M], limit: int, key: bytes, scope: dict[str, Any]
+) -> Page[M]:
+    items, next_cursor = page_of(
+        rows, limit, key, scope, lambda r: [r["created_at"].isoformat(), str(r["id"])]
+    )
+    return Page[M](items=[model.model_validate(dict(r)) for r in items], next_cursor=next_cursor)

@@ -1,0 +1,138 @@
+"""The motomind command as a user runs it: db init twice, db status, serve on the embedded server."""
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from app.db import dsn_with
+
+MOTOMIND = [sys.executable, "-m", "app"]
+
+
+def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        MOTOMIND + args, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "SUPABASE_"))}
+    env.update(extra)
+    return env
+
+
+@pytest.fixture
+async def new_database(server_url: str) -> AsyncIterator[str]:
+    name = f"motomind_cli_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(server_url)
+    await admin.execute(f'create database "{name}"')
+    yield dsn_with(server_url, database=name)
+    await admin.execute(f'drop database "{name}" with (force)')
+    await admin.close()
+
+
+async def test_db_init_twice_then_status(new_database: str) -> None:
+    env = base_env(DATABASE_ADMIN_URL=new_database, DATABASE_URL=new_database)
+    first = run(["db", "init"], env)
+    assert first.returncode == 0, first.stderr
+    second = run(["db", "init"], env)
+    assert second.returncode == 0, second.stderr
+    status = run(["db", "status"], env)
+    assert status.returncode == 0, status.stderr
+    assert "schema version: 1" in status.stdout
+    assert "vehicle_events_" in status.stdout
+    if os.environ.get("MOTOMIND_EXPECT_PG_CRON"):
+        assert "pg_cron jobs scheduled" in first.stdout
+        assert "motomind-refresh-timeline" in status.stdout
+        assert "motomind-create-partitions" in status.stdout
+        conn = await asyncpg.connect(dsn_with(new_database, database="postgres"))
+        try:
+            jobs = await conn.fetch(
+                "select jobname from cron.job where database = $1",
+                new_database.rsplit("/", 1)[-1].split("?")[0],
+            )
+            assert len(jobs) == 2  # scheduling twice did not duplicate the jobs
+            await conn.execute("select cron.unschedule(jobname) from cron.job where database = $1",
+                               new_database.rsplit("/", 1)[-1].split("?")[0])
+        finally:
+            await conn.close()
+
+
+def test_db_status_on_an_empty_database_says_so(new_database: str) -> None:
+    status = run(["db", "status"], base_env(DATABASE_URL=new_database))
+    assert status.returncode == 1
+    assert "not installed" in status.stdout
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> httpx.Response:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            resp = httpx.get(f"{url}/readyz", timeout=2)
+            if resp.status_code == 200:
+                return resp
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("serve did not become ready")
+
+
+def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
+    env = base_env(MOTOMIND_DATA_DIR=str(data_dir))
+    return subprocess.Popen(
+        [*MOTOMIND, "serve", "--port", str(port)], env=env, text=True,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.timeout(300)
+def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: Path) -> None:
+    """The README's first command: no DATABASE_URL, an embedded server, a token that works."""
+    data_dir = tmp_path / "data"
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _serve(data_dir, port)
+    try:
+        assert _wait_ready(url, proc).json()["schema_version"] == 1
+        assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
+        token = run(["token", "--email", "me@example.com"],
+                    base_env(MOTOMIND_DATA_DIR=str(data_dir)))
+        assert token.returncode == 0, token.stderr
+        me = httpx.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+        assert me.status_code == 200, me.text
+        assert me.json()["email"] == "me@example.com"
+        first_id = me.json()["id"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    # A second serve finds the same data: the user made above still exists.
+    proc = _serve(data_dir, port)
+    try:
+        _wait_ready(url, proc)
+        token = run(["token", "--email", "me@example.com"],
+                    base_env(MOTOMIND_DATA_DIR=str(data_dir)))
+        me = httpx.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
+        assert me.status_code == 200
+        assert me.json()["id"] == first_id
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0

@@ -1,0 +1,187 @@
+"""Issue 3: what the database sees in a request, timeouts, and no leak across pooled connections."""
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+import httpx
+from asgi_lifespan import LifespanManager
+from fastapi import APIRouter, FastAPI, Request
+from tests.helpers import create_user
+from tests.jwt_support import DROP, bearer, claims, hs256
+
+from app.auth import CurrentUser
+from app.config import Settings
+from app.db import ServiceConn, TenantConn
+from app.main import create_app
+
+probe = APIRouter(prefix="/test")
+
+
+@probe.get("/context")
+async def context(conn: TenantConn, user: CurrentUser) -> dict[str, Any]:
+    row = await conn.fetchrow(
+        """select current_user as role, session_user as login,
+                  current_setting('request.jwt.claims', true) as claims,
+                  current_setting('statement_timeout') as statement_timeout,
+                  current_setting('lock_timeout') as lock_timeout,
+                  public.current_tenant_id() as tenant_id"""
+    )
+    assert row is not None
+    return {**dict(row), "claims": json.loads(row["claims"]), "tenant_id": str(row["tenant_id"])}
+
+
+@probe.get("/ops-context")
+async def ops_context(conn: ServiceConn) -> dict[str, Any]:
+    return {"role": await conn.fetchval("select current_user")}
+
+
+@probe.get("/sleep")
+async def sleep(conn: TenantConn) -> dict[str, str]:
+    await conn.execute("select pg_sleep(3)")
+    return {"slept": "yes"}
+
+
+@probe.get("/profiles")
+async def profiles(conn: TenantConn) -> list[str]:
+    return [str(r["tenant_id"]) for r in await conn.fetch("select tenant_id from public.profiles")]
+
+
+@probe.get("/fresh")
+async def fresh(request: Request) -> dict[str, Any]:
+    """A new transaction on the pool's (only) connection, before anything sets it up."""
+    pool: asyncpg.Pool = request.app.state.motomind.pool
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            """select current_user as role,
+                      current_setting('request.jwt.claims', true) as claims,
+                      current_setting('role') as role_setting"""
+        )
+    assert row is not None
+    return dict(row)
+
+
+@probe.post("/commit-fails")
+async def commit_fails(conn: TenantConn) -> dict[str, str]:
+    # The server ends the session while the transaction idles, so the commit cannot succeed.
+    await conn.execute("set local idle_in_transaction_session_timeout = '100ms'")
+    await asyncio.sleep(0.5)
+    return {"committed": "no"}
+
+
+@asynccontextmanager
+async def probe_client(settings: Settings, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app: FastAPI = create_app(settings.model_copy(update=overrides))
+    app.include_router(probe)
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            yield c
+
+
+def token_for(user_id: uuid.UUID, **extra: Any) -> str:
+    return hs256(claims(user_id, issuer=None, **extra))
+
+
+async def test_the_database_sees_exactly_the_verified_claims(
+    settings: Settings, db: asyncpg.Pool
+) -> None:
+    user = await create_user(db)
+    payload = claims(user.id, issuer=None, email=user.email, app_metadata={"provider": "email"})
+    async with probe_client(settings) as c:
+        resp = await c.get("/test/context", headers=bearer(hs256(payload)))
+    assert resp.status_code == 200, resp.text
+    seen = resp.json()
+    assert seen["role"] == "authenticated"
+    assert seen["login"] == "authenticator"
+    assert (
+        seen["statement_timeout"] == f"{settings.db_statement_timeout_ms}ms"
+        or seen["statement_timeout"] == f"{settings.db_statement_timeout_ms // 1000}s"
+    )
+    assert seen["lock_timeout"] in (
+        f"{settings.db_lock_timeout_ms}ms",
+        f"{settings.db_lock_timeout_ms // 1000}s",
+    )
+    # The verified claims, plus the tenant resolved from the profile; nothing else.
+    assert seen["claims"] == {**payload, "tenant_id": str(user.tenant_id)}
+    assert seen["tenant_id"] == str(user.tenant_id)
+
+
+async def test_service_connection_runs_as_service_role(
+    settings: Settings, db: asyncpg.Pool
+) -> None:
+    user = await create_user(db)
+    service = hs256(claims(issuer=None, role="service_role", sub=DROP))
+    async with probe_client(settings) as c:
+        resp = await c.get("/test/ops-context", headers=bearer(service))
+        assert resp.status_code == 200
+        assert resp.json() == {"role": "service_role"}
+        # A user's token is refused there; a service token is refused on tenant routes.
+        assert (
+            await c.get("/test/ops-context", headers=bearer(token_for(user.id)))
+        ).status_code == 403
+        assert (await c.get("/test/context", headers=bearer(service))).status_code == 403
+
+
+async def test_statement_timeout_applies_as_authenticated_and_is_503(
+    settings: Settings, db: asyncpg.Pool
+) -> None:
+    user = await create_user(db)
+    async with probe_client(settings, db_statement_timeout_ms=200) as c:
+        resp = await c.get("/test/sleep", headers=bearer(token_for(user.id)))
+        assert resp.status_code == 503
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert resp.headers["retry-after"]
+        assert resp.json()["code"] == "statement_timeout"
+        assert "pg_sleep" not in resp.text
+        # The connection is healthy afterwards.
+        assert (await c.get("/v1/me", headers=bearer(token_for(user.id)))).status_code == 200
+
+
+async def test_pool_exhausted_is_503_not_a_hang(settings: Settings, db: asyncpg.Pool) -> None:
+    user = await create_user(db)
+    async with probe_client(
+        settings, db_pool_min=1, db_pool_max=1, db_pool_timeout_s=0.2, db_statement_timeout_ms=1500
+    ) as c:
+        slow = asyncio.create_task(c.get("/test/sleep", headers=bearer(token_for(user.id))))
+        await asyncio.sleep(0.2)
+        resp = await c.get("/v1/me", headers=bearer(token_for(user.id)))
+        assert resp.status_code == 503
+        assert resp.json()["code"] == "pool_exhausted"
+        assert resp.headers["retry-after"]
+        assert (await slow).status_code == 503
+
+
+async def test_a_failed_commit_reaches_the_client(settings: Settings, db: asyncpg.Pool) -> None:
+    user = await create_user(db)
+    async with probe_client(settings) as c:
+        resp = await c.post("/test/commit-fails", headers=bearer(token_for(user.id)))
+        assert resp.status_code == 503, resp.text
+        assert resp.headers["content-type"] == "application/problem+json"
+        assert (await c.get("/v1/me", headers=bearer(token_for(user.id)))).status_code == 200
+
+
+async def test_no_leak_across_a_single_pooled_connection(
+    settings: Settings, db: asyncpg.Pool
+) -> None:
+    a, b = await create_user(db), await create_user(db)
+    # Tokens without a tenant claim: the tenant comes from the profile, inside the transaction.
+    tokens = {a.tenant_id: token_for(a.id), b.tenant_id: token_for(b.id)}
+    invalid = bearer(hs256(claims(a.id, issuer=None), secret="wrong-" + "z" * 40))
+    async with probe_client(settings, db_pool_min=1, db_pool_max=1) as c:
+        for i in range(700):
+            tenant = a.tenant_id if i % 2 == 0 else b.tenant_id
+            headers = bearer(tokens[tenant])
+            resp = await c.get("/test/profiles", headers=headers)
+            assert resp.status_code == 200
+            assert set(resp.json()) == {str(tenant)}
+            resp = await c.get("/v1/tenant", headers=headers)
+            assert resp.json()["id"] == str(tenant)
+            assert (await c.get("/v1/me", headers=invalid)).status_code == 401
+            fresh = (await c.get("/test/fresh")).json()
+            assert fresh["claims"] in ("", None)
+            assert fresh["role"] == "authenticator"
