@@ -1,8 +1,11 @@
 """The `motomind` command: serve, db init, db status, token, demo."""
 
 import asyncio
+import contextlib
 import json
+import signal
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
@@ -108,7 +111,10 @@ def serve(
     if not rt.settings.database_url:
         asyncio.run(_init(rt))
     app = create_app(rt.settings, database_url=rt.api_dsn)
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30
+    )
+    GracefulServer(config).run()
 
 
 async def _ensure_user(rt: Runtime, email: str, tenant_id: uuid.UUID | None) -> tuple[str, str]:
@@ -153,6 +159,19 @@ def token(
     if role == "service_role":
         claims, sub = {}, None
     typer.echo(issue_token(rt.settings, sub=sub, role=role, ttl=ttl, extra=claims))
+
+
+class GracefulServer(uvicorn.Server):
+    """uvicorn, minus re-raising SIGTERM after the drain: a clean shutdown exits 0."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def main() -> None:

@@ -77,7 +77,7 @@ def test_db_status_on_an_empty_database_says_so(new_database: str) -> None:
 def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> httpx.Response:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        assert proc.poll() is None, "serve exited early"
         try:
             resp = httpx.get(f"{url}/readyz", timeout=2)
             if resp.status_code == 200:
@@ -90,10 +90,18 @@ def _wait_ready(url: str, proc: subprocess.Popen[str], timeout: float = 90) -> h
 
 def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
     env = base_env(MOTOMIND_DATA_DIR=str(data_dir))
-    return subprocess.Popen(
-        [*MOTOMIND, "serve", "--port", str(port)], env=env, text=True,
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
+    log = (data_dir.parent / "serve.log").open("a")
+    with log:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [*MOTOMIND, "serve", "--port", str(port)], env=env, text=True,
+            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        )
+
+
+def _stop(proc: subprocess.Popen[str], data_dir: Path) -> None:
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(timeout=60)
+    assert code == 0, (data_dir.parent / "serve.log").read_text()[-3000:]
 
 
 def _free_port() -> int:
@@ -122,8 +130,7 @@ def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: P
         assert me.json()["email"] == "me@example.com"
         first_id = me.json()["id"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        _stop(proc, data_dir)
     # A second serve finds the same data: the user made above still exists.
     proc = _serve(data_dir, port)
     try:
@@ -134,5 +141,4 @@ def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: P
         assert me.status_code == 200
         assert me.json()["id"] == first_id
     finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        _stop(proc, data_dir)

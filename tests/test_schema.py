@@ -70,7 +70,8 @@ async def test_rls_enabled_forced_with_policies_on_every_table(db: asyncpg.Pool)
 
 async def test_policies_are_for_authenticated_and_use_the_tenant_helper(db: asyncpg.Pool) -> None:
     rows = await db.fetch(
-        """select tablename, policyname, roles, coalesce(qual, '') || coalesce(with_check, '') as expr
+        """select tablename, policyname, roles,
+                  coalesce(qual, '') || coalesce(with_check, '') as expr
            from pg_policies where schemaname = 'public'"""
     )
     assert rows

@@ -313,7 +313,7 @@ async def test_rollback_is_refused_naming_the_conflicting_reading(
         first = await add_event(conn, vehicle, day(-30), miles=41200)
         err = await expect(conn, INSERT_EVENT, vehicle, day(-10), "odometer", 41000, {})
         assert err.sqlstate == "MM001"
-        assert str(err) == "odometer_rollback"
+        assert err.message == "odometer_rollback"
         assert err.detail == f"conflicts with the reading of 41200 miles on {day(-30).isoformat()}"
         assert err.hint == str(first)
         # Later date, higher reading: fine. Same date, lower reading: refused.
@@ -491,7 +491,8 @@ async def test_reminder_events_update_the_reminder(
 ) -> None:
     stranger = await create_user(db)
     theirs = await db.fetchval(
-        "insert into public.reminders (tenant_id, title, due_mileage) values ($1, 't', 1) returning id",
+        "insert into public.reminders (tenant_id, title, due_mileage)"
+        " values ($1, 't', 1) returning id",
         stranger.tenant_id,
     )
     async with as_user(db, user) as conn:
@@ -568,11 +569,13 @@ async def test_vehicle_rules(db: asyncpg.Pool, user: User) -> None:
 async def test_soft_deleting_a_vehicle(db: asyncpg.Pool, user: User, vehicle: uuid.UUID) -> None:
     async with as_user(db, user) as conn:
         rid = await conn.fetchval(
-            "insert into public.reminders (vehicle_id, title, due_mileage) values ($1, 'r', 9) returning id",
+            "insert into public.reminders (vehicle_id, title, due_mileage)"
+            " values ($1, 'r', 9) returning id",
             vehicle,
         )
         iid = await conn.fetchval(
-            "insert into public.vehicle_images (vehicle_id, storage_url) values ($1, 'a.jpg') returning id",
+            "insert into public.vehicle_images (vehicle_id, storage_url)"
+            " values ($1, 'a.jpg') returning id",
             vehicle,
         )
         await conn.execute("update public.vehicles set deleted_at = now() where id = $1", vehicle)
@@ -606,7 +609,8 @@ async def test_soft_deleting_a_garage(db: asyncpg.Pool, user: User) -> None:
             "insert into public.vehicles (garage_id) values ($1) returning id", gid
         )
         rid = await conn.fetchval(
-            "insert into public.reminders (garage_id, title, due_mileage) values ($1, 'r', 1) returning id",
+            "insert into public.reminders (garage_id, title, due_mileage)"
+            " values ($1, 'r', 1) returning id",
             gid,
         )
         await conn.execute("update public.garages set deleted_at = now() where id = $1", gid)
