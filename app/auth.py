@@ -470,6 +470,9 @@ async def verified_claims(
             "The signing keys cannot be fetched right now; retry.",
             headers={"Retry-After": "5"},
         ) from None
+    except Exception:  # defence in depth: nothing a token contains may become a 500
+        log.exception("token verification failed unexpectedly")
+        raise invalid_token("invalid token") from None
 
 
 def _identity(claims: dict[str, Any], role: str) -> Identity:

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from app import schema
 from app.config import Settings, get_settings
 from app.embedded import dev_secret, start_embedded
+from app.observability import configure_logging
 
 cli = typer.Typer(help="MotoMind API", no_args_is_help=True, add_completion=False)
 db_cli = typer.Typer(help="Install and inspect the database schema.", no_args_is_help=True)
@@ -108,6 +109,7 @@ def serve(
     from app.main import create_app
 
     rt = runtime()
+    configure_logging(rt.settings)
     if not rt.settings.database_url:
         asyncio.run(_init(rt))
     app = create_app(rt.settings, database_url=rt.api_dsn)

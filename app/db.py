@@ -113,6 +113,7 @@ async def _transaction(
         try:
             claims = dict(identity.claims)
             tenant_id: uuid.UUID | None = identity.tenant_id
+            request.state.user_id = str(identity.user_id) if identity.user_id else None
             if tenant:
                 if tenant_id is not None:
                     claims["tenant_id"] = str(tenant_id)
@@ -126,6 +127,7 @@ async def _transaction(
                     await set_request_context(conn, role=role, claims=claims, settings=settings)
             else:
                 await set_request_context(conn, role=role, claims=claims, settings=settings)
+            request.state.tenant_id = str(tenant_id) if tenant_id else None
             yield conn
         except BaseException:
             if not conn.is_closed():

@@ -9,6 +9,7 @@ from typing import Any, cast
 import asyncpg
 import httpx
 from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
 from app import schema
@@ -16,9 +17,17 @@ from app.auth import TokenVerifier
 from app.config import Settings, get_settings
 from app.db import create_pool
 from app.errors import install_error_handlers
+from app.observability import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+    metrics_endpoint,
+)
 from app.routers import ROUTERS
 
 log = logging.getLogger("motomind")
+
+CORS_ALLOW_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match", "X-Request-ID"]
+CORS_EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "Idempotent-Replayed", "X-Request-ID"]
 
 
 @dataclass
@@ -97,6 +106,19 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    # Outermost first: every response (413s and errors included) carries X-Request-ID.
+    app.add_middleware(BodySizeLimitMiddleware)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_credentials="*" not in settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=CORS_ALLOW_HEADERS,
+            expose_headers=CORS_EXPOSE_HEADERS,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in ROUTERS:
         app.include_router(router)
 

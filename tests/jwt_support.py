@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from tests.helpers import TEST_JWT_SECRET
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jose import jwt
+
+from tests.helpers import TEST_JWT_SECRET
 
 SUPABASE_URL = "https://project.supabase.test"
 ISSUER = f"{SUPABASE_URL}/auth/v1"

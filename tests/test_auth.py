@@ -18,6 +18,10 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
+
+from app.auth import JWKS_COOLDOWN_S, JWKS_TTL_S, TokenVerifier, issue_token
+from app.config import Settings
+from app.main import create_app
 from tests.helpers import User, create_user
 from tests.jwt_support import (
     DROP,
@@ -34,10 +38,6 @@ from tests.jwt_support import (
     sign,
     unsigned,
 )
-
-from app.auth import JWKS_COOLDOWN_S, JWKS_TTL_S, TokenVerifier, issue_token
-from app.config import Settings
-from app.main import create_app
 
 EC1 = ec_key("ec-1")
 RSA1 = rsa_key("rsa-1")

@@ -11,13 +11,13 @@ import asyncpg
 import httpx
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Request
-from tests.helpers import create_user
-from tests.jwt_support import DROP, bearer, claims, hs256
 
 from app.auth import CurrentUser
 from app.config import Settings
 from app.db import ServiceConn, TenantConn
 from app.main import create_app
+from tests.helpers import create_user
+from tests.jwt_support import DROP, bearer, claims, hs256
 
 probe = APIRouter(prefix="/test")
 
