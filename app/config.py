@@ -23,6 +23,10 @@ class Settings(BaseSettings):
     db_lock_timeout_ms: int = Field(default=2000, ge=1)
     db_pool_timeout_s: float = Field(default=5.0, gt=0)
 
+    # The in-app scheduler (partitions ahead, feed refresh) when pg_cron does not run them.
+    maintenance_scheduler: bool = True
+    maintenance_interval_s: float = Field(default=300.0, gt=0)
+
     supabase_url: str | None = None
     supabase_jwt_secret: SecretStr | None = None
     jwt_audience: str = "authenticated"

@@ -1,5 +1,7 @@
 """create_app() and the lifespan: pool, JWKS cache, scheduler; nothing else."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 
-from app import schema
+from app import maintenance, schema
 from app.auth import TokenVerifier
 from app.config import Settings, get_settings
 from app.db import create_pool
@@ -90,10 +92,19 @@ def create_app(
             cursor_key=cursor_key,
         )
         app.state.motomind = state
+        scheduler = (
+            asyncio.create_task(maintenance.scheduler(pool, settings), name="maintenance")
+            if settings.maintenance_scheduler
+            else None
+        )
         try:
             yield {"motomind": state}
         finally:
             state.shutting_down = True
+            if scheduler is not None:
+                scheduler.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await scheduler
             try:
                 await pool.close()
             finally:
