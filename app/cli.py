@@ -19,7 +19,9 @@ from app.config import Settings, get_settings
 from app.embedded import dev_secret, start_embedded
 from app.observability import configure_logging
 
-cli = typer.Typer(help="MotoMind API", no_args_is_help=True, add_completion=False)
+cli = typer.Typer(
+    help="MotoMind API", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+)
 db_cli = typer.Typer(help="Install and inspect the database schema.", no_args_is_help=True)
 cli.add_typer(db_cli, name="db")
 
@@ -161,6 +163,39 @@ def token(
     if role == "service_role":
         claims, sub = {}, None
     typer.echo(issue_token(rt.settings, sub=sub, role=role, ttl=ttl, extra=claims))
+
+
+async def _demo(rt: Runtime, email: str) -> tuple[str, str, int]:
+    from app.demo import load_demo
+
+    user_id, tenant = await _ensure_user(rt, email, None)
+    conn = await asyncpg.connect(rt.admin_dsn)
+    try:
+        count = await load_demo(conn, user_id=user_id, tenant_id=tenant, settings=rt.settings)
+    finally:
+        await conn.close()
+    return user_id, tenant, count
+
+
+@cli.command()
+def demo(ttl: int = typer.Option(86400, min=1, help="Token lifetime in seconds.")) -> None:
+    """Load a demo tenant (2 garages, 3 vehicles, a year of timeline) and print a token for it."""
+    from app.auth import issue_token
+
+    rt = runtime()
+    secret = rt.settings.supabase_jwt_secret
+    if secret is None:
+        typer.echo("no HS256 secret configured (SUPABASE_JWT_SECRET): cannot sign", err=True)
+        raise typer.Exit(2)
+    email = f"demo-{uuid.uuid4().hex[:8]}@example.com"
+    user_id, tenant, count = asyncio.run(_demo(rt, email))
+    typer.echo(f"demo tenant {tenant}: user {email}, {count} timeline events", err=True)
+    typer.echo(
+        issue_token(
+            rt.settings, sub=user_id, role="authenticated", ttl=ttl,
+            extra={"email": email, "tenant_id": tenant},
+        )
+    )
 
 
 class GracefulServer(uvicorn.Server):

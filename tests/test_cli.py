@@ -6,7 +6,9 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
+from datetime import date
 from pathlib import Path
 
 import asyncpg
@@ -142,3 +144,32 @@ def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: P
         assert me.json()["id"] == first_id
     finally:
         _stop(proc, data_dir)
+
+
+async def test_demo_loads_a_tenant_and_prints_a_working_token(
+    client: httpx.AsyncClient, database_url: str, db: asyncpg.Pool
+) -> None:
+    from tests.helpers import TEST_JWT_SECRET
+
+    env = base_env(DATABASE_URL=database_url, SUPABASE_JWT_SECRET=TEST_JWT_SECRET)
+    result = run(["demo"], env)
+    assert result.returncode == 0, result.stderr
+    headers = {"Authorization": f"Bearer {result.stdout.strip()}"}
+    me = (await client.get("/v1/me", headers=headers)).json()
+    tenant = uuid.UUID(me["tenant"]["id"])
+    assert len((await client.get("/v1/garages", headers=headers)).json()["items"]) == 2
+    counts = await db.fetchrow(
+        """select (select count(*) from public.vehicles where tenant_id = $1) as vehicles,
+                  (select count(*) from public.vehicle_events where tenant_id = $1) as events,
+                  (select min(date) from public.vehicle_events where tenant_id = $1) as first""",
+        tenant,
+    )
+    assert counts["vehicles"] == 3
+    assert counts["events"] > 60  # a year of fuel-ups for three vehicles
+    assert (date.today() - counts["first"]).days >= 360
+
+
+def test_token_refuses_without_a_secret(new_database: str) -> None:
+    result = run(["token", "--email", "x@example.com"], base_env(DATABASE_URL=new_database))
+    assert result.returncode == 2
+    assert "no HS256 secret" in result.stderr
