@@ -1,5 +1,6 @@
 """The motomind command as a user runs it: db init twice, db status, serve on the embedded server."""
 
+import json
 import os
 import secrets
 import signal
@@ -106,6 +107,29 @@ def _stop(proc: subprocess.Popen[str], data_dir: Path) -> None:
     assert code == 0, (data_dir.parent / "serve.log").read_text()[-3000:]
 
 
+def _readme_block(heading: str) -> str:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split(heading, 1)[1]
+    return section.split("```sh\n", 1)[1].split("```", 1)[0]
+
+
+def _run_readme_walkthrough(data_dir: Path, port: int) -> None:
+    """The README's curl walkthrough, as written (only the port differs)."""
+    script = _readme_block("## Walkthrough with curl").replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    env = base_env(MOTOMIND_DATA_DIR=str(data_dir))
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True,
+        timeout=120, check=False, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    outputs = [line for line in result.stdout.splitlines() if line.strip()]
+    vehicle = json.loads(outputs[-1])
+    assert vehicle["current_mileage"] == 41900, result.stdout
+    timeline = json.loads(outputs[-2])
+    assert [e["type"] for e in timeline["items"]] == ["odometer", "fuel"], result.stdout
+
+
 def _free_port() -> int:
     import socket
 
@@ -131,6 +155,7 @@ def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: P
         assert me.status_code == 200, me.text
         assert me.json()["email"] == "me@example.com"
         first_id = me.json()["id"]
+        _run_readme_walkthrough(data_dir, port)
     finally:
         _stop(proc, data_dir)
     # A second serve finds the same data: the user made above still exists.
