@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import httpx
@@ -113,6 +114,18 @@ def _readme_block(heading: str) -> str:
     return section.split("```sh\n", 1)[1].split("```", 1)[0]
 
 
+def _json_stream(text: str) -> list[Any]:
+    """curl prints one JSON document per call, with no newline between them."""
+    decoder, values, pos = json.JSONDecoder(), [], 0
+    while pos < len(text):
+        if text[pos].isspace():
+            pos += 1
+            continue
+        value, pos = decoder.raw_decode(text, pos)
+        values.append(value)
+    return values
+
+
 def _run_readme_walkthrough(data_dir: Path, port: int) -> None:
     """The README's curl walkthrough, as written (only the port differs)."""
     script = _readme_block("## Walkthrough with curl").replace("127.0.0.1:8000", f"127.0.0.1:{port}")
@@ -123,7 +136,7 @@ def _run_readme_walkthrough(data_dir: Path, port: int) -> None:
         timeout=120, check=False, stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
-    outputs = [line for line in result.stdout.splitlines() if line.strip()]
+    outputs = _json_stream(result.stdout)
     vehicle = json.loads(outputs[-1])
     assert vehicle["current_mileage"] == 41900, result.stdout
     timeline = json.loads(outputs[-2])
