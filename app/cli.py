@@ -99,7 +99,10 @@ def db_status() -> None:
             typer.echo(f"pg_cron job: {job['jobname']} [{job['schedule']}] {job['command']}")
     else:
         typer.echo("maintenance: in-app scheduler (pg_cron not in use)")
-    typer.echo(f"feed freshness: {json.dumps(st.freshness, default=str) if st.freshness else 'never refreshed'}")
+    typer.echo(
+        "feed freshness: "
+        + (json.dumps(st.freshness, default=str) if st.freshness else "never refreshed")
+    )
 
 
 @cli.command()
@@ -192,7 +195,10 @@ def demo(ttl: int = typer.Option(86400, min=1, help="Token lifetime in seconds."
     typer.echo(f"demo tenant {tenant}: user {email}, {count} timeline events", err=True)
     typer.echo(
         issue_token(
-            rt.settings, sub=user_id, role="authenticated", ttl=ttl,
+            rt.settings,
+            sub=user_id,
+            role="authenticated",
+            ttl=ttl,
             extra={"email": email, "tenant_id": tenant},
         )
     )
@@ -203,7 +209,9 @@ class GracefulServer(uvicorn.Server):
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
-        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        previous = {
+            sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
         try:
             yield
         finally:

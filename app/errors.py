@@ -265,6 +265,13 @@ SQLSTATE_TABLE: dict[str, SqlProblem] = {
     # Raised by the schema for clients (sql/300_functions.sql): DETAIL is written for them.
     "MM001": SqlProblem(409, "odometer_rollback", "Odometer rollback", detail_from_db=True),
     "MM002": SqlProblem(422, "invalid_payload", "Invalid payload", detail_from_db=True),
+    "MM003": SqlProblem(409, "event_immutable", "Event immutable", detail_from_db=True),
+    # References in a body to a row the caller cannot see, like 23503 (sql/400_triggers.sql).
+    "MM004": SqlProblem(422, "reminder_not_found", "Invalid reference", detail_from_db=True),
+    "MM005": SqlProblem(
+        422, "correction_target_not_found", "Invalid reference", detail_from_db=True
+    ),
+    "MM006": SqlProblem(409, "already_superseded", "Already superseded", detail_from_db=True),
 }
 # Whole classes, when the exact SQLSTATE is not in the table.
 SQLSTATE_CLASS_TABLE: dict[str, SqlProblem] = {

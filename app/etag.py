@@ -14,7 +14,7 @@ IfMatch = Annotated[
     Header(
         alias="If-Match",
         max_length=1024,
-        description="The `ETag` of the version you read; the change is refused (412) if it moved on.",
+        description="The `ETag` of the version you read; refused (412) if it has changed since.",
     ),
 ]
 

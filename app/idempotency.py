@@ -18,8 +18,6 @@ from fastapi.responses import JSONResponse
 
 from app.errors import ProblemError
 
-REPLAY_WINDOW = "24 hours"
-
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -58,8 +56,8 @@ async def replay_or_claim(
         )
     # An expired key is free again.
     await conn.execute(
-        f"""delete from public.idempotency_keys
-            where user_id = $1 and key = $2 and created_at <= now() - interval '{REPLAY_WINDOW}'""",
+        """delete from public.idempotency_keys
+           where user_id = $1 and key = $2 and created_at <= now() - interval '24 hours'""",
         user_id,
         key,
     )
@@ -95,7 +93,9 @@ async def remember(
     if key is None:
         return response
     stored_headers = {
-        name: value for name, value in response.headers.items() if name.lower() in {"location", "etag"}
+        name: value
+        for name, value in response.headers.items()
+        if name.lower() in {"location", "etag"}
     }
     await conn.execute(
         """insert into public.idempotency_keys

@@ -21,9 +21,7 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 access_log = structlog.get_logger("motomind.access")
 
-REQUESTS = Counter(
-    "motomind_http_requests_total", "HTTP requests", ["method", "route", "status"]
-)
+REQUESTS = Counter("motomind_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
     "motomind_http_request_duration_seconds",
     "HTTP request latency",
@@ -68,9 +66,10 @@ def configure_logging(settings: Settings) -> None:
     )
     handler = logging.StreamHandler()
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer
-        ], foreign_pre_chain=shared)
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=shared,
+        )
     )
     root = logging.getLogger()
     root.handlers = [handler]

@@ -22,7 +22,9 @@ MAX_LIMIT = 200
 
 Limit = Annotated[
     int,
-    Query(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."),
+    Query(
+        ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT})."
+    ),
 ]
 Cursor = Annotated[
     str | None,
@@ -56,7 +58,7 @@ def encode_cursor(key: bytes, scope: dict[str, Any], position: list[Any]) -> str
 
 
 def decode_cursor(key: bytes, scope: dict[str, Any], cursor: str) -> list[Any]:
-    """The position a cursor encodes, or 422 `invalid_cursor` for anything not issued for this list."""
+    """The position a cursor encodes; 422 `invalid_cursor` for anything this list did not issue."""
     try:
         body_text, mac_text = cursor.split(".", 1)
         body = _unb64(body_text)

@@ -20,6 +20,7 @@ from app.idempotency import remember, replay_or_claim, request_hash
 from app.paging import Page, decode_cursor, decode_error, page_of
 
 M = TypeVar("M", bound=BaseModel)
+Row = asyncpg.Record | Mapping[str, Any]
 
 
 def cursor_key(request: Request) -> bytes:
@@ -27,7 +28,9 @@ def cursor_key(request: Request) -> bytes:
     return key
 
 
-async def get_live(conn: asyncpg.Connection, table: str, resource_id: UUID, *, lock: bool = False) -> asyncpg.Record:
+async def get_live(
+    conn: asyncpg.Connection, table: str, resource_id: UUID, *, lock: bool = False
+) -> asyncpg.Record:
     """The row if it exists, is not deleted and RLS shows it; else 404 (another tenant's too)."""
     suffix = " for update" if lock else ""
     row = await conn.fetchrow(
@@ -39,7 +42,7 @@ async def get_live(conn: asyncpg.Connection, table: str, resource_id: UUID, *, l
     return row
 
 
-def set_etag(response: Response, row: Mapping[str, Any]) -> None:
+def set_etag(response: Response, row: Row) -> None:
     response.headers["ETag"] = etag_of(row["id"], row["updated_at"])
 
 
@@ -77,7 +80,7 @@ async def soft_delete(
     )
 
 
-def created(model: type[BaseModel], row: Mapping[str, Any], location: str) -> JSONResponse:
+def created(model: type[BaseModel], row: Row, location: str) -> JSONResponse:
     """201 with Location and ETag: what every create answers."""
     body = model.model_validate(dict(row)).model_dump(mode="json")
     return JSONResponse(
@@ -109,7 +112,9 @@ async def idempotent_create(
     )
 
 
-def newest_first_position(cursor: str | None, key: bytes, scope: dict[str, Any]) -> tuple[datetime, UUID] | None:
+def newest_first_position(
+    cursor: str | None, key: bytes, scope: dict[str, Any]
+) -> tuple[datetime, UUID] | None:
     """Decode a (created_at, id) keyset cursor of a newest-first list."""
     if cursor is None:
         return None

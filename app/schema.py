@@ -48,7 +48,8 @@ async def installed_version(conn: asyncpg.Connection) -> int | None:
 
 async def pg_cron_available(conn: asyncpg.Connection) -> bool:
     row = await conn.fetchrow(
-        """select exists (select 1 from pg_available_extensions where name = 'pg_cron') as available,
+        """select exists (select 1 from pg_available_extensions where name = 'pg_cron')
+                    as available,
                   current_setting('shared_preload_libraries') as preload"""
     )
     return bool(row and row["available"] and "pg_cron" in row["preload"])
@@ -64,7 +65,9 @@ async def schedule_cron_jobs(conn: asyncpg.Connection, dsn: str) -> bool:
     if not await pg_cron_available(conn):
         return False
     database = await conn.fetchval("select current_database()")
-    cron_db = await conn.fetchval("select current_setting('cron.database_name', true)") or "postgres"
+    cron_db = (
+        await conn.fetchval("select current_setting('cron.database_name', true)") or "postgres"
+    )
     cron_conn = await asyncpg.connect(dsn_with(dsn, database=cron_db))
     try:
         await cron_conn.execute("create extension if not exists pg_cron")
@@ -86,7 +89,9 @@ async def cron_jobs(conn: asyncpg.Connection, dsn: str) -> list[dict[str, Any]]:
     if not await pg_cron_available(conn):
         return []
     database = await conn.fetchval("select current_database()")
-    cron_db = await conn.fetchval("select current_setting('cron.database_name', true)") or "postgres"
+    cron_db = (
+        await conn.fetchval("select current_setting('cron.database_name', true)") or "postgres"
+    )
     with contextlib.suppress(asyncpg.PostgresError, OSError):
         cron_conn = await asyncpg.connect(dsn_with(dsn, database=cron_db))
         try:

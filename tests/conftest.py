@@ -67,7 +67,6 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     await pool.close()
 
 
-
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
     from pydantic import SecretStr

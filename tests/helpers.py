@@ -1,4 +1,4 @@
-"""Test helpers: users made through the sign-up trigger, and connections that act as the app does."""
+"""Test helpers: users made through the sign-up trigger, connections that act as the app does."""
 
 import uuid
 from collections.abc import AsyncIterator

@@ -1,4 +1,4 @@
-"""The motomind command as a user runs it: db init twice, db status, serve on the embedded server."""
+"""The motomind command as a user runs it: db init, db status, serve on the embedded server."""
 
 import json
 import os
@@ -22,9 +22,16 @@ from app.db import dsn_with
 MOTOMIND = [sys.executable, "-m", "app"]
 
 
-def run(args: list[str], env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def run(
+    args: list[str], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        MOTOMIND + args, env=env, capture_output=True, text=True, timeout=timeout, check=False,
+        MOTOMIND + args,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
         stdin=subprocess.DEVNULL,
     )
 
@@ -66,8 +73,10 @@ async def test_db_init_twice_then_status(new_database: str) -> None:
                 new_database.rsplit("/", 1)[-1].split("?")[0],
             )
             assert len(jobs) == 2  # scheduling twice did not duplicate the jobs
-            await conn.execute("select cron.unschedule(jobname) from cron.job where database = $1",
-                               new_database.rsplit("/", 1)[-1].split("?")[0])
+            await conn.execute(
+                "select cron.unschedule(jobname) from cron.job where database = $1",
+                new_database.rsplit("/", 1)[-1].split("?")[0],
+            )
         finally:
             await conn.close()
 
@@ -97,8 +106,12 @@ def _serve(data_dir: Path, port: int) -> subprocess.Popen[str]:
     log = (data_dir.parent / "serve.log").open("a")
     with log:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [*MOTOMIND, "serve", "--port", str(port)], env=env, text=True,
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            [*MOTOMIND, "serve", "--port", str(port)],
+            env=env,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -128,12 +141,19 @@ def _json_stream(text: str) -> list[Any]:
 
 def _run_readme_walkthrough(data_dir: Path, port: int) -> None:
     """The README's curl walkthrough, as written (only the port differs)."""
-    script = _readme_block("## Walkthrough with curl").replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+    script = _readme_block("## Walkthrough with curl").replace(
+        "127.0.0.1:8000", f"127.0.0.1:{port}"
+    )
     env = base_env(MOTOMIND_DATA_DIR=str(data_dir))
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     result = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", script], env=env, capture_output=True, text=True,
-        timeout=120, check=False, stdin=subprocess.DEVNULL,
+        ["bash", "-euo", "pipefail", "-c", script],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        stdin=subprocess.DEVNULL,
     )
     assert result.returncode == 0, result.stderr
     outputs = _json_stream(result.stdout)
@@ -161,8 +181,9 @@ def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: P
     try:
         assert _wait_ready(url, proc).json()["schema_version"] == 1
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
-        token = run(["token", "--email", "me@example.com"],
-                    base_env(MOTOMIND_DATA_DIR=str(data_dir)))
+        token = run(
+            ["token", "--email", "me@example.com"], base_env(MOTOMIND_DATA_DIR=str(data_dir))
+        )
         assert token.returncode == 0, token.stderr
         me = httpx.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
         assert me.status_code == 200, me.text
@@ -175,8 +196,9 @@ def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: P
     proc = _serve(data_dir, port)
     try:
         _wait_ready(url, proc)
-        token = run(["token", "--email", "me@example.com"],
-                    base_env(MOTOMIND_DATA_DIR=str(data_dir)))
+        token = run(
+            ["token", "--email", "me@example.com"], base_env(MOTOMIND_DATA_DIR=str(data_dir))
+        )
         me = httpx.get(f"{url}/v1/me", headers={"Authorization": f"Bearer {token.stdout.strip()}"})
         assert me.status_code == 200
         assert me.json()["id"] == first_id

@@ -1,10 +1,10 @@
 """Garages: named groups of vehicles (\"Personal\", \"Fleet\", \"Family\")."""
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, JsonValue
 
 from app.schemas_common import AuditedOut, LongText, Name, PatchModel, RequestModel
 
-EXAMPLE = {
+EXAMPLE: dict[str, JsonValue] = {
     "id": "3d6f0a8e-2c1b-4f7a-9e5d-8b2a1c0d9e7f",
     "name": "Family",
     "description": "Cars kept at home",
@@ -30,7 +30,7 @@ class GarageUpdate(PatchModel):
 
 
 class Garage(AuditedOut):
-    model_config = {"json_schema_extra": {"examples": [EXAMPLE]}}
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
 
     name: str
     description: str | None

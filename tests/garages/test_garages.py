@@ -9,7 +9,9 @@ import httpx
 from tests.helpers import User, auth, create_user
 
 
-async def _create(client: httpx.AsyncClient, user: User, name: str, **headers: str) -> httpx.Response:
+async def _create(
+    client: httpx.AsyncClient, user: User, name: str, **headers: str
+) -> httpx.Response:
     return await client.post("/v1/garages", json={"name": name}, headers={**auth(user), **headers})
 
 
@@ -51,7 +53,9 @@ async def test_create_read_patch_delete(client: httpx.AsyncClient, db: asyncpg.P
     assert gone.headers["content-type"].startswith("application/problem+json")
 
 
-async def test_paging_serves_every_row_exactly_once(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+async def test_paging_serves_every_row_exactly_once(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
     user = await create_user(db)
     names = {f"g{i}" for i in range(7)}
     for name in names:
@@ -90,7 +94,12 @@ async def test_server_owned_fields_are_refused(client: httpx.AsyncClient, db: as
         )
         assert resp.status_code == 422, field
         assert resp.json()["code"] == "validation_failed"
-    assert await db.fetchval("select count(*) from public.garages where tenant_id = $1", user.tenant_id) == 0
+    assert (
+        await db.fetchval(
+            "select count(*) from public.garages where tenant_id = $1", user.tenant_id
+        )
+        == 0
+    )
 
 
 async def test_idempotency_replay_reuse_and_parallel_retries(
