@@ -1,0 +1,137 @@
+"""/v1/images: photos of your vehicles, registered by their storage URL."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.auth import CurrentUser
+from app.db import TenantConn
+from app.errors import problem_responses
+from app.etag import IfMatch
+from app.idempotency import IdempotencyKey
+from app.images import queries
+from app.images.schemas import Image, ImageCreate, ImageUpdate
+from app.paging import Cursor, Limit, Page
+from app.resources import (
+    created,
+    cursor_key,
+    get_live,
+    idempotent_create,
+    newest_first_page,
+    newest_first_position,
+    patch_row,
+    set_etag,
+    soft_delete,
+)
+
+router = APIRouter(prefix="/v1/images", tags=["images"])
+TABLE = "vehicle_images"
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Image,
+    summary="Register an image",
+    responses=problem_responses(401, 403, 409, 413, 422, 503),
+)
+async def create_image(
+    body: ImageCreate,
+    request: Request,
+    user: CurrentUser,
+    conn: TenantConn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Register an image you have uploaded to storage. Answers 201 with `Location` and `ETag`.
+
+    `storage_url` (and the optional `thumbnail_url`) is a relative path in your storage bucket
+    or an `http(s)://` URL; other schemes (`javascript:`, `data:`, `file:`) are a 422.
+    `vehicle_id` must be one of your vehicles (422 `vehicle_not_found` otherwise).
+
+    Send an `Idempotency-Key` so that a retry after a timeout cannot register it twice.
+    """
+
+    async def create() -> JSONResponse:
+        row = await queries.insert_image(
+            conn,
+            vehicle_id=body.vehicle_id,
+            storage_url=body.storage_url,
+            thumbnail_url=body.thumbnail_url,
+            caption=body.caption,
+        )
+        return created(Image, dict(row), f"/v1/images/{row['id']}")
+
+    return await idempotent_create(
+        request, conn, user_id=user.user_id, key=idempotency_key, body=body, create=create
+    )
+
+
+@router.get(
+    "",
+    response_model=Page[Image],
+    summary="List images",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_images(
+    request: Request,
+    conn: TenantConn,
+    vehicle_id: Annotated[UUID | None, Query(description="Only this vehicle's images.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Image]:
+    """Your images, newest first, `limit` per page; follow `next_cursor` for more.
+
+    A cursor is only valid with the same filter it was issued with.
+    """
+    scope = {"list": "images", "vehicle_id": vehicle_id}
+    key = cursor_key(request)
+    after = newest_first_position(cursor, key, scope)
+    rows = await queries.list_images(conn, vehicle_id=vehicle_id, after=after, limit=limit + 1)
+    return newest_first_page(rows, Image, limit, key, scope)
+
+
+@router.get(
+    "/{image_id}",
+    response_model=Image,
+    summary="Get an image",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_image(image_id: UUID, response: Response, conn: TenantConn) -> Image:
+    """One image, with its `ETag` for a later conditional PATCH or DELETE."""
+    row = await get_live(conn, TABLE, image_id)
+    set_etag(response, dict(row))
+    return Image.model_validate(dict(row))
+
+
+@router.patch(
+    "/{image_id}",
+    response_model=Image,
+    summary="Change an image's caption",
+    responses=problem_responses(401, 403, 404, 412, 413, 422, 503),
+)
+async def patch_image(
+    image_id: UUID,
+    body: ImageUpdate,
+    response: Response,
+    conn: TenantConn,
+    if_match: IfMatch = None,
+) -> Image:
+    """Set or clear (`null`) the caption; nothing else of an image changes. With `If-Match`,
+    412 if it changed since you read it."""
+    row = await patch_row(conn, TABLE, image_id, body.changes(), if_match)
+    set_etag(response, dict(row))
+    return Image.model_validate(dict(row))
+
+
+@router.delete(
+    "/{image_id}",
+    status_code=204,
+    summary="Delete an image",
+    responses=problem_responses(401, 403, 404, 412, 422, 503),
+)
+async def delete_image(image_id: UUID, conn: TenantConn, if_match: IfMatch = None) -> Response:
+    """Soft-delete the image record (the file in storage is yours to remove)."""
+    await soft_delete(conn, TABLE, image_id, if_match)
+    return Response(status_code=204)

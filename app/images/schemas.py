@@ -1,0 +1,84 @@
+"""Vehicle images: registered by URL after the client uploaded the file to storage."""
+
+import re
+from typing import Annotated, Any
+from uuid import UUID
+
+from pydantic import AfterValidator, ConfigDict, Field
+
+from app.schemas_common import AuditedOut, PatchModel, RequestModel
+
+# The same rule as the database's check (sql/100_tables.sql): an http(s) URL, or a relative
+# storage path without `..` segments. Never javascript:, data:, file: or a protocol-relative URL.
+_HTTP_URL = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?([/?#]\S*)?$", re.IGNORECASE)
+_STORAGE_PATH = re.compile(r"^[A-Za-z0-9_.~%+=@/-]+$")
+_DOT_DOT = re.compile(r"(^|/)\.\.(/|$)")
+
+EXAMPLE: dict[str, Any] = {
+    "id": "c4e2a7b1-3f5d-4a8c-9b6e-1d2f3a4b5c6d",
+    "vehicle_id": "9b7e4c1a-5d2f-4e8b-a1c3-7f6e5d4c3b2a",
+    "storage_url": "vehicle-images/9b7e4c1a/front.jpg",
+    "thumbnail_url": "vehicle-images/9b7e4c1a/front-thumb.jpg",
+    "caption": "After the wash",
+    "created_at": "2026-03-01T12:00:00Z",
+    "updated_at": "2026-03-01T12:00:00Z",
+    "created_by": "6f1c2a9e-0b7e-4a57-9d3c-3f1f0f6b2c11",
+    "updated_by": "6f1c2a9e-0b7e-4a57-9d3c-3f1f0f6b2c11",
+}
+
+
+def _safe_url(value: str) -> str:
+    if _HTTP_URL.match(value):
+        return value
+    if _STORAGE_PATH.match(value) and not value.startswith("//") and not _DOT_DOT.search(value):
+        return value
+    raise ValueError("must be an http(s) URL or a relative storage path (no '..')")
+
+
+SafeUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2048,
+        description="A path in your storage bucket (e.g. `vehicle-images/abc/front.jpg`) or an "
+        "`http(s)://` URL.",
+        examples=["vehicle-images/9b7e4c1a/front.jpg"],
+    ),
+    AfterValidator(_safe_url),
+]
+Caption = Annotated[str, Field(max_length=500, examples=["After the wash"])]
+
+
+class ImageCreate(RequestModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "vehicle_id": EXAMPLE["vehicle_id"],
+                    "storage_url": EXAMPLE["storage_url"],
+                    "thumbnail_url": EXAMPLE["thumbnail_url"],
+                    "caption": "After the wash",
+                }
+            ]
+        }
+    )
+
+    vehicle_id: UUID = Field(description="One of your vehicles.")
+    storage_url: SafeUrl
+    thumbnail_url: SafeUrl | None = None
+    caption: Caption | None = None
+
+
+class ImageUpdate(PatchModel):
+    """Only the caption can change; `null` clears it."""
+
+    caption: Caption | None = None
+
+
+class Image(AuditedOut):
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLE]})
+
+    vehicle_id: UUID | None
+    storage_url: str
+    thumbnail_url: str | None
+    caption: str | None

@@ -1,0 +1,233 @@
+"""/v1/reminders: things to do by a date and/or a mileage, each with a computed `due_state`."""
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import asyncpg
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.auth import CurrentUser
+from app.db import TenantConn
+from app.errors import ProblemError, not_found, problem_responses
+from app.etag import IfMatch, check_if_match, etag_of
+from app.idempotency import IdempotencyKey
+from app.paging import Cursor, Limit, Page, page_of
+from app.reminders import queries
+from app.reminders.due import due_state
+from app.reminders.schemas import Reminder, ReminderCreate, ReminderUpdate, Status
+from app.resources import (
+    created,
+    cursor_key,
+    get_live,
+    idempotent_create,
+    newest_first_position,
+    patch_row,
+    set_etag,
+    soft_delete,
+)
+
+router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
+TABLE = "reminders"
+
+# Where a status may go from where it is (staying put is always allowed). Completed is final:
+# the timeline may already record it.
+TRANSITIONS: dict[str, set[str]] = {
+    "active": {"completed", "dismissed"},
+    "dismissed": {"active"},
+    "completed": set(),
+}
+
+
+def _out(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The response fields of a reminder row joined with its vehicle."""
+    state = due_state(
+        row,
+        current_mileage=row["vehicle_current_mileage"],
+        timezone=row["vehicle_timezone"],
+        now=now,
+    )
+    return {**row, "due_state": state}
+
+
+async def _read(conn: asyncpg.Connection, reminder_id: UUID) -> dict[str, Any]:
+    row = await queries.get_reminder(conn, reminder_id=reminder_id)
+    if row is None:
+        raise not_found()
+    return _out(dict(row), datetime.now(UTC))
+
+
+def _invalid_transition(current: str, wanted: str) -> ProblemError:
+    return ProblemError(
+        409,
+        "invalid_status_transition",
+        "Invalid status change",
+        f"A {current} reminder cannot become {wanted}.",
+    )
+
+
+def _needs_due_point() -> ProblemError:
+    msg = "give due_date, due_mileage, or both"
+    return ProblemError(
+        422,
+        "validation_failed",
+        "Validation failed",
+        "A reminder needs due_date or due_mileage; see `errors`.",
+        errors=[
+            {"loc": ["body", "due_date"], "msg": msg, "type": "missing_due"},
+            {"loc": ["body", "due_mileage"], "msg": msg, "type": "missing_due"},
+        ],
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Reminder,
+    summary="Create a reminder",
+    responses=problem_responses(401, 403, 409, 413, 422, 503),
+)
+async def create_reminder(
+    body: ReminderCreate,
+    request: Request,
+    user: CurrentUser,
+    conn: TenantConn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Create an `active` reminder. Answers 201 with `Location` and `ETag`.
+
+    Give `due_date`, `due_mileage`, or both (whichever comes first makes it due). Attach it to
+    one of your vehicles (`vehicle_id`), garages (`garage_id`), or neither; an id that is not
+    yours is a 422 `vehicle_not_found` / `garage_not_found`. `soon_days` / `soon_miles` set how
+    early this reminder turns `due_soon` (defaults 30 days, 500 miles).
+
+    Send an `Idempotency-Key` so that a retry after a timeout cannot create a second reminder.
+    """
+
+    async def create() -> JSONResponse:
+        reminder_id = await queries.insert_reminder(conn, values=body.model_dump())
+        row = await _read(conn, reminder_id)
+        return created(Reminder, row, f"/v1/reminders/{reminder_id}")
+
+    return await idempotent_create(
+        request, conn, user_id=user.user_id, key=idempotency_key, body=body, create=create
+    )
+
+
+@router.get(
+    "",
+    response_model=Page[Reminder],
+    summary="List reminders",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_reminders(
+    request: Request,
+    conn: TenantConn,
+    vehicle_id: Annotated[UUID | None, Query(description="Only this vehicle's reminders.")] = None,
+    garage_id: Annotated[
+        UUID | None,
+        Query(description="Only this garage's reminders and those of the vehicles in it."),
+    ] = None,
+    status: Annotated[Status | None, Query(description="Only reminders in this status.")] = None,
+    due_before: Annotated[
+        date | None,
+        Query(description="Only reminders with a `due_date` on or before this date."),
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Reminder]:
+    """Your reminders, newest first, `limit` per page; follow `next_cursor` for more.
+
+    Each carries `due_state`, computed at the time of the request. A cursor is only valid with
+    the same filters it was issued with.
+    """
+    scope = {
+        "list": "reminders",
+        "vehicle_id": vehicle_id,
+        "garage_id": garage_id,
+        "status": status,
+        "due_before": due_before,
+    }
+    key = cursor_key(request)
+    after = newest_first_position(cursor, key, scope)
+    rows = await queries.list_reminders(
+        conn,
+        vehicle_id=vehicle_id,
+        garage_id=garage_id,
+        status=status.value if status else None,
+        due_before=due_before,
+        after=after,
+        limit=limit + 1,
+    )
+    items, next_cursor = page_of(
+        rows, limit, key, scope, lambda r: [r["created_at"].isoformat(), str(r["id"])]
+    )
+    now = datetime.now(UTC)
+    return Page[Reminder](
+        items=[Reminder.model_validate(_out(dict(r), now)) for r in items], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/{reminder_id}",
+    response_model=Reminder,
+    summary="Get a reminder",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_reminder(reminder_id: UUID, response: Response, conn: TenantConn) -> Reminder:
+    """One reminder with its current `due_state`, and its `ETag` for a later conditional PATCH."""
+    row = await _read(conn, reminder_id)
+    set_etag(response, row)
+    return Reminder.model_validate(row)
+
+
+@router.patch(
+    "/{reminder_id}",
+    response_model=Reminder,
+    summary="Update a reminder",
+    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 503),
+)
+async def patch_reminder(
+    reminder_id: UUID,
+    body: ReminderUpdate,
+    response: Response,
+    conn: TenantConn,
+    if_match: IfMatch = None,
+) -> Reminder:
+    """Change the fields you send; `null` clears an optional one. With `If-Match`, 412 if it
+    changed since you read it.
+
+    `status`: an `active` reminder becomes `completed` or `dismissed`; a `dismissed` one may be
+    made `active` again; a `completed` one is final (409 `invalid_status_transition`). The
+    reminder must keep a `due_date` or a `due_mileage` (422 otherwise).
+    """
+    changes = body.changes()
+    current = await get_live(conn, TABLE, reminder_id, lock=True)
+    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    if "status" in changes:
+        wanted = changes["status"] = Status(changes["status"]).value
+        if wanted != current["status"] and wanted not in TRANSITIONS[current["status"]]:
+            raise _invalid_transition(current["status"], wanted)
+    merged = {**dict(current), **changes}
+    if merged["due_date"] is None and merged["due_mileage"] is None:
+        raise _needs_due_point()
+    await patch_row(conn, TABLE, reminder_id, changes, if_match)
+    row = await _read(conn, reminder_id)
+    set_etag(response, row)
+    return Reminder.model_validate(row)
+
+
+@router.delete(
+    "/{reminder_id}",
+    status_code=204,
+    summary="Delete a reminder",
+    responses=problem_responses(401, 403, 404, 412, 422, 503),
+)
+async def delete_reminder(
+    reminder_id: UUID, conn: TenantConn, if_match: IfMatch = None
+) -> Response:
+    """Soft-delete the reminder: it disappears from lists and reads (404)."""
+    await soft_delete(conn, TABLE, reminder_id, if_match)
+    return Response(status_code=204)

@@ -1,0 +1,172 @@
+"""/v1/vehicles: the vehicles of your tenant."""
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse
+
+from app.auth import CurrentUser
+from app.db import TenantConn
+from app.errors import ProblemError, problem_responses
+from app.etag import IfMatch, check_if_match, etag_of
+from app.idempotency import IdempotencyKey
+from app.paging import Cursor, Limit, Page
+from app.resources import (
+    created,
+    cursor_key,
+    get_live,
+    idempotent_create,
+    newest_first_page,
+    newest_first_position,
+    patch_row,
+    set_etag,
+    soft_delete,
+)
+from app.vehicles import queries
+from app.vehicles.schemas import Vehicle, VehicleCreate, VehicleUpdate
+
+router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
+TABLE = "vehicles"
+
+
+def mileage_decrease(current: int) -> ProblemError:
+    return ProblemError(
+        422,
+        "mileage_decrease",
+        "Mileage cannot decrease",
+        f"current_mileage is {current}; it can only be raised. Record a correction on the "
+        "timeline to fix a wrong reading.",
+        errors=[
+            {
+                "loc": ["body", "current_mileage"],
+                "msg": f"must be at least {current}",
+                "type": "mileage_decrease",
+            }
+        ],
+    )
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Vehicle,
+    summary="Create a vehicle",
+    responses=problem_responses(401, 403, 409, 413, 422, 503),
+)
+async def create_vehicle(
+    body: VehicleCreate,
+    request: Request,
+    user: CurrentUser,
+    conn: TenantConn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Add a vehicle to your tenant. Answers 201 with `Location` and `ETag`.
+
+    - `vin` is upper-cased; a VIN or `license_plate` already used by one of your live vehicles
+      is a 409 `duplicate_vin` / `duplicate_plate` (other tenants' vehicles never conflict).
+    - `garage_id` must be one of your garages: anything else is a 422 `garage_not_found`.
+    - `timezone` defaults to `America/New_York`; `current_mileage` starts empty and follows the
+      odometer readings you append to the timeline.
+
+    Send an `Idempotency-Key` so that a retry after a timeout cannot create a second vehicle.
+    """
+
+    async def create() -> JSONResponse:
+        row = await queries.insert_vehicle(conn, values=body.model_dump())
+        return created(Vehicle, dict(row), f"/v1/vehicles/{row['id']}")
+
+    return await idempotent_create(
+        request, conn, user_id=user.user_id, key=idempotency_key, body=body, create=create
+    )
+
+
+@router.get(
+    "",
+    response_model=Page[Vehicle],
+    summary="List vehicles",
+    responses=problem_responses(401, 403, 422, 503),
+)
+async def list_vehicles(
+    request: Request,
+    conn: TenantConn,
+    garage_id: Annotated[
+        UUID | None, Query(description="Only the vehicles in this garage.")
+    ] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Case-insensitive text contained in make, model, nickname, VIN or plate.",
+        ),
+    ] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Vehicle]:
+    """Your vehicles, newest first, `limit` per page; follow `next_cursor` for more.
+
+    A cursor is only valid with the same filters it was issued with.
+    """
+    scope = {"list": "vehicles", "garage_id": garage_id, "q": q}
+    key = cursor_key(request)
+    after = newest_first_position(cursor, key, scope)
+    rows = await queries.list_vehicles(conn, garage_id=garage_id, q=q, after=after, limit=limit + 1)
+    return newest_first_page(rows, Vehicle, limit, key, scope)
+
+
+@router.get(
+    "/{vehicle_id}",
+    response_model=Vehicle,
+    summary="Get a vehicle",
+    responses=problem_responses(401, 403, 404, 422, 503),
+)
+async def get_vehicle(vehicle_id: UUID, response: Response, conn: TenantConn) -> Vehicle:
+    """One vehicle, with its `ETag` for a later conditional PATCH or DELETE."""
+    row = await get_live(conn, TABLE, vehicle_id)
+    set_etag(response, dict(row))
+    return Vehicle.model_validate(dict(row))
+
+
+@router.patch(
+    "/{vehicle_id}",
+    response_model=Vehicle,
+    summary="Update a vehicle",
+    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 503),
+)
+async def patch_vehicle(
+    vehicle_id: UUID,
+    body: VehicleUpdate,
+    response: Response,
+    conn: TenantConn,
+    if_match: IfMatch = None,
+) -> Vehicle:
+    """Change the fields you send; `null` clears one. With `If-Match`, 412 if it changed.
+
+    `current_mileage` may only be raised: a lower value is a 422 `mileage_decrease` (the
+    timeline's odometer readings are the source of truth; correct a wrong reading there).
+    Duplicate VIN or plate → 409; a `garage_id` that is not one of your garages → 422.
+    """
+    changes = body.changes()
+    current = await get_live(conn, TABLE, vehicle_id, lock=True)
+    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    mileage = changes.get("current_mileage")
+    floor = current["current_mileage"]
+    if mileage is not None and floor is not None and mileage < floor:
+        raise mileage_decrease(floor)
+    row = await patch_row(conn, TABLE, vehicle_id, changes, if_match)
+    set_etag(response, dict(row))
+    return Vehicle.model_validate(dict(row))
+
+
+@router.delete(
+    "/{vehicle_id}",
+    status_code=204,
+    summary="Delete a vehicle",
+    responses=problem_responses(401, 403, 404, 412, 422, 503),
+)
+async def delete_vehicle(vehicle_id: UUID, conn: TenantConn, if_match: IfMatch = None) -> Response:
+    """Soft-delete the vehicle, and with it its reminders and images. Its VIN and plate are
+    free again for a new vehicle. The timeline keeps its events."""
+    await soft_delete(conn, TABLE, vehicle_id, if_match)
+    return Response(status_code=204)
