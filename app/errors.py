@@ -19,6 +19,8 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.retry import mark_retryable
+
 log = logging.getLogger("motomind.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -294,6 +296,9 @@ SQLSTATE_CLASS_TABLE: dict[str, SqlProblem] = {
         503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", **_RETRY
     ),
 }
+# Serialization failure and deadlock: the transaction is rolled back whole, so the whole request
+# can safely run again (app/retry.py). Not other class-40 states (40003: completion unknown).
+RETRY_WHOLE_REQUEST = frozenset({"40001", "40P01"})
 INTERNAL = SqlProblem(500, "internal_error", "Internal error", "An unexpected error occurred.")
 UNAVAILABLE = SqlProblem(
     503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", retry=True
@@ -367,6 +372,9 @@ async def _postgres_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, asyncpg.PostgresError):  # pragma: no cover - registered for that class
         raise exc
     entry, code, detail, errors = classify_postgres_error(exc)
+    if getattr(exc, "sqlstate", None) in RETRY_WHOLE_REQUEST:
+        # The request's transaction was rolled back whole: RetryMiddleware may run it again.
+        mark_retryable(request.scope)
     if entry.status >= 500 and not entry.retry:
         log.error("database error %s", getattr(exc, "sqlstate", "?"), exc_info=exc)
     elif entry.retry:

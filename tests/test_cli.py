@@ -157,9 +157,9 @@ def _run_readme_walkthrough(data_dir: Path, port: int) -> None:
     )
     assert result.returncode == 0, result.stderr
     outputs = _json_stream(result.stdout)
-    vehicle = json.loads(outputs[-1])
+    vehicle = outputs[-1]
     assert vehicle["current_mileage"] == 41900, result.stdout
-    timeline = json.loads(outputs[-2])
+    timeline = outputs[-2]
     assert [e["type"] for e in timeline["items"]] == ["odometer", "fuel"], result.stdout
 
 

@@ -1,0 +1,299 @@
+"""/v1/timeline: the append-only event log, and the dashboard feed."""
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, NoReturn
+from uuid import UUID
+
+from fastapi import APIRouter, Body, Query, Request
+from fastapi.responses import JSONResponse
+
+from app.auth import CurrentUser
+from app.db import TenantConn
+from app.errors import ProblemError, not_found, problem_responses
+from app.idempotency import IdempotencyKey
+from app.paging import Cursor, Limit, Page, decode_cursor, decode_error, page_of
+from app.resources import cursor_key, get_live, idempotent_create
+from app.timeline import queries
+from app.timeline.schemas import (
+    MIN_DATE,
+    Event,
+    EventCreate,
+    EventType,
+    Feed,
+    FeedItem,
+)
+
+router = APIRouter(tags=["timeline"])
+
+TypeFilter = Annotated[
+    list[EventType] | None,
+    Query(
+        alias="type",
+        description="Only these types; repeat for several (`?type=fuel&type=odometer`).",
+    ),
+]
+FromDate = Annotated[date | None, Query(alias="from", description="On or after this date.")]
+ToDate = Annotated[date | None, Query(alias="to", description="On or before this date.")]
+
+_READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
+
+
+def _date_out_of_range(day: date, today: date) -> ProblemError:
+    tomorrow = today + timedelta(days=1)
+    detail = f"date must be between {MIN_DATE} and {tomorrow} (tomorrow in the vehicle's timezone)"
+    return ProblemError(
+        422,
+        "validation_failed",
+        "Validation failed",
+        detail,
+        errors=[{"loc": ["body", "date"], "msg": detail, "type": "date_out_of_range"}],
+    )
+
+
+@router.post(
+    "/v1/timeline",
+    status_code=201,
+    response_model=Event,
+    summary="Append an event",
+    responses=problem_responses(401, 403, 404, 409, 413, 422, 503),
+)
+async def append_event(
+    body: Annotated[EventCreate, Body()],
+    request: Request,
+    user: CurrentUser,
+    conn: TenantConn,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Append one event to the timeline. Answers 201 with `Location`. Events are immutable: to fix
+    one, append a correction (`payload.correction_of` = its id), which supersedes it.
+
+    - `type` selects the payload schema (fuel, maintenance, odometer, document, reminder,
+      inspection); unknown payload keys are refused (422).
+    - `date` defaults to today in the vehicle's timezone (UTC without a vehicle); accepted from
+      1900-01-01 to tomorrow, so history can be imported.
+    - Odometer: among events that are not superseded, `miles` never decreases with `date`. A reading
+      that breaks this is a 409 `odometer_rollback` whose `detail` names the conflicting reading.
+    - A vehicle that is not yours, or deleted, is a 404.
+    - Send an `Idempotency-Key`: a retry after a timeout replays the first response instead of
+      appending a second event.
+    """
+
+    async def create() -> JSONResponse:
+        if body.vehicle_id is not None:
+            today = await queries.vehicle_today(conn, vehicle_id=body.vehicle_id)
+            if today is None:
+                raise not_found("The vehicle does not exist.")
+        else:
+            today = await queries.utc_today(conn)
+        day = body.date or today
+        if not MIN_DATE <= day <= today + timedelta(days=1):
+            raise _date_out_of_range(day, today)
+        await queries.ensure_partition(conn, day=day, today=today)
+        row = await queries.insert_event(
+            conn,
+            vehicle_id=body.vehicle_id,
+            day=day,
+            type_=body.type,
+            miles=body.miles,
+            payload=body.payload_json(),
+            notes=body.notes,
+        )
+        event = Event.model_validate(dict(row)).model_dump(mode="json")
+        return JSONResponse(
+            event, status_code=201, headers={"Location": f"/v1/timeline/{row['id']}"}
+        )
+
+    return await idempotent_create(
+        request, conn, user_id=user.user_id, key=idempotency_key, body=body, create=create
+    )
+
+
+def _position(cursor: str | None, key: bytes, scope: dict[str, Any]) -> queries.Position | None:
+    if cursor is None:
+        return None
+    position = decode_cursor(key, scope, cursor)
+    try:
+        day, created_at, last_id = position
+        return date.fromisoformat(day), datetime.fromisoformat(created_at), UUID(last_id)
+    except (TypeError, ValueError):
+        raise decode_error() from None
+
+
+async def _page(
+    request: Request,
+    conn: TenantConn,
+    *,
+    vehicle_id: UUID | None,
+    types: list[EventType] | None,
+    from_: date | None,
+    to: date | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[Event]:
+    type_list = sorted(set(types)) if types else None
+    # The cursor is valid only for the list and filters that issued it.
+    scope = {
+        "list": "timeline",
+        "vehicle_id": str(vehicle_id) if vehicle_id else None,
+        "types": type_list,
+        "from": from_.isoformat() if from_ else None,
+        "to": to.isoformat() if to else None,
+    }
+    key = cursor_key(request)
+    rows = await queries.list_events(
+        conn,
+        vehicle_id=vehicle_id,
+        types=list(type_list) if type_list else None,
+        from_=from_,
+        to=to,
+        after=_position(cursor, key, scope),
+        limit=limit + 1,
+    )
+    items, next_cursor = page_of(
+        rows,
+        limit,
+        key,
+        scope,
+        lambda r: [r["date"].isoformat(), r["created_at"].isoformat(), str(r["id"])],
+    )
+    return Page[Event](
+        items=[Event.model_validate(dict(r)) for r in items], next_cursor=next_cursor
+    )
+
+
+@router.get(
+    "/v1/timeline",
+    response_model=Page[Event],
+    summary="List events",
+    responses=_READ_ERRORS,
+)
+async def list_events(
+    request: Request,
+    conn: TenantConn,
+    vehicle_id: Annotated[UUID | None, Query(description="Only this vehicle's events.")] = None,
+    types: TypeFilter = None,
+    from_: FromDate = None,
+    to: ToDate = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Event]:
+    """Your tenant's events, newest first (by `date`, then when they were recorded).
+
+    Follow `next_cursor` for more: paging is by position, so events appended meanwhile never
+    make a page repeat or skip an event.
+    """
+    return await _page(
+        request,
+        conn,
+        vehicle_id=vehicle_id,
+        types=types,
+        from_=from_,
+        to=to,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/v1/timeline/feed",
+    response_model=Feed,
+    summary="The dashboard feed",
+    responses=problem_responses(401, 403, 503),
+)
+async def get_feed(conn: TenantConn) -> Feed:
+    """Per vehicle: the last event's date, the highest reading, counts per type and spend, over
+    events that are not superseded. Precomputed: `refreshed_at` says as of when (null if never)."""
+    rows, refreshed_at = await queries.feed(conn)
+    return Feed(items=[FeedItem.model_validate(dict(r)) for r in rows], refreshed_at=refreshed_at)
+
+
+@router.get(
+    "/v1/timeline/{event_id}",
+    response_model=Event,
+    summary="Get an event",
+    responses=_READ_ERRORS,
+)
+async def get_event(event_id: UUID, conn: TenantConn) -> Event:
+    """One event, with `superseded_by` if a correction replaced it."""
+    row = await queries.get_event(conn, event_id=event_id)
+    if row is None:
+        raise not_found()
+    return Event.model_validate(dict(row))
+
+
+def _immutable() -> NoReturn:
+    raise ProblemError(
+        405,
+        "method_not_allowed",
+        "Method not allowed",
+        "Timeline events are immutable: append a correction (`payload.correction_of`) instead.",
+        headers={"Allow": "GET"},
+    )
+
+
+_IMMUTABLE_DOC = problem_responses(405)
+
+
+@router.put(
+    "/v1/timeline/{event_id}",
+    summary="Not allowed: events are immutable",
+    responses=_IMMUTABLE_DOC,
+    status_code=405,
+)
+async def put_event(event_id: str) -> None:
+    """Always 405 with `Allow: GET`: append a correction instead."""
+    _immutable()
+
+
+@router.patch(
+    "/v1/timeline/{event_id}",
+    summary="Not allowed: events are immutable",
+    responses=_IMMUTABLE_DOC,
+    status_code=405,
+)
+async def patch_event(event_id: str) -> None:
+    """Always 405 with `Allow: GET`: append a correction instead."""
+    _immutable()
+
+
+@router.delete(
+    "/v1/timeline/{event_id}",
+    summary="Not allowed: events are immutable",
+    responses=_IMMUTABLE_DOC,
+    status_code=405,
+)
+async def delete_event(event_id: str) -> None:
+    """Always 405 with `Allow: GET`: append a correction that supersedes the event instead."""
+    _immutable()
+
+
+@router.get(
+    "/v1/vehicles/{vehicle_id}/timeline",
+    response_model=Page[Event],
+    summary="A vehicle's events",
+    tags=["vehicles"],
+    responses=_READ_ERRORS,
+)
+async def vehicle_timeline(
+    vehicle_id: UUID,
+    request: Request,
+    conn: TenantConn,
+    types: TypeFilter = None,
+    from_: FromDate = None,
+    to: ToDate = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Page[Event]:
+    """The vehicle's events, newest first, with the same filters and paging as
+    `GET /v1/timeline`. 404 if the vehicle is not yours or deleted."""
+    await get_live(conn, "vehicles", vehicle_id)
+    return await _page(
+        request,
+        conn,
+        vehicle_id=vehicle_id,
+        types=types,
+        from_=from_,
+        to=to,
+        limit=limit,
+        cursor=cursor,
+    )
