@@ -432,7 +432,35 @@ def _document_problem_schema(app: FastAPI) -> None:
         extra = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(extra.pop("$defs", {}))
         components["Problem"] = extra
+        _document_machinery_errors(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+
+
+def _document_machinery_errors(schema: dict[str, Any]) -> None:
+    """Errors every route can answer whatever its own `responses=` say, as they are really sent.
+
+    FastAPI documents its request-validation 422 as `application/json` (HTTPValidationError); ours
+    is a problem. A body that is not JSON is a 400 and one over 1 MiB a 413 on every route that
+    takes a body.
+    """
+    for operations in schema.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if "422" in responses:
+                responses["422"]["content"] = _PROBLEM_CONTENT
+            if "requestBody" in operation:
+                for status in (400, 413):
+                    responses.setdefault(
+                        str(status),
+                        {"description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase)},
+                    )["content"] = _PROBLEM_CONTENT
+    for unused in ("HTTPValidationError", "ValidationError"):
+        referenced = f'"#/components/schemas/{unused}"'
+        if referenced not in str(schema.get("paths", {})).replace("'", '"'):
+            schema.get("components", {}).get("schemas", {}).pop(unused, None)

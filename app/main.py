@@ -21,9 +21,11 @@ from app.db import create_pool
 from app.errors import install_error_handlers
 from app.observability import (
     BodySizeLimitMiddleware,
+    HeaderSizeLimitMiddleware,
     RequestContextMiddleware,
     metrics_endpoint,
 )
+from app.retry import RetryMiddleware
 from app.routers import ROUTERS
 
 log = logging.getLogger("motomind")
@@ -123,8 +125,14 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    # Outermost first: every response (413s and errors included) carries X-Request-ID.
+    # Each add_middleware wraps the previous ones: RequestContextMiddleware (added last) is the
+    # outermost, so every response (413s and errors included) carries X-Request-ID, and a request
+    # that RetryMiddleware runs again keeps its request id and access line.
+    # Innermost: re-run a request whose transaction hit a serialization failure or deadlock; inside
+    # the body-size limit, so the body it buffers for the replay is at most 1 MiB.
+    app.add_middleware(RetryMiddleware)
     app.add_middleware(BodySizeLimitMiddleware)
+    app.add_middleware(HeaderSizeLimitMiddleware)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
