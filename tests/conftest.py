@@ -8,6 +8,7 @@ import secrets
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -68,17 +69,38 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str) -> Settings:
-    from pydantic import SecretStr
-
+def app_database_url(database_url: str) -> Iterator[str]:
+    """What the app logs in with: `authenticator`, directly or through a real PgBouncer in
+    transaction mode when MOTOMIND_TEST_VIA_PGBOUNCER=1 (needs a TCP TEST_DATABASE_URL)."""
     from app.cli import with_user
 
+    direct = with_user(database_url, "authenticator")
+    if os.environ.get("MOTOMIND_TEST_VIA_PGBOUNCER") != "1":
+        yield direct
+        return
+    from tests.pgbouncer import pgbouncer, tcp_server
+
+    server = tcp_server(database_url)
+    if server is None:
+        pytest.fail("MOTOMIND_TEST_VIA_PGBOUNCER=1 needs a TCP TEST_DATABASE_URL")
+    with pgbouncer(server=server, users=["authenticator", "postgres"], pool_size=2) as bouncer:
+        parts = urlsplit(direct)
+        yield urlunsplit(parts._replace(netloc=f"authenticator@127.0.0.1:{bouncer.port}"))
+
+
+@pytest.fixture(scope="session")
+def settings(app_database_url: str) -> Settings:
+    from pydantic import SecretStr
+
+    via_bouncer = os.environ.get("MOTOMIND_TEST_VIA_PGBOUNCER") == "1"
     return Settings(
-        database_url=with_user(database_url, "authenticator"),
+        database_url=app_database_url,
         supabase_jwt_secret=SecretStr(TEST_JWT_SECRET),
         supabase_url=None,
         jwt_issuer=None,
         db_pool_max=8,
+        # Transaction-mode poolers cannot keep prepared statements.
+        db_statement_cache_size=0 if via_bouncer else 100,
     )
 
 

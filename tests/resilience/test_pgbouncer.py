@@ -21,7 +21,8 @@ from pydantic import SecretStr
 from app.config import Settings
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, User, auth, create_user
-from tests.resilience.support import describe, pgbouncer, pgbouncer_binary, tcp_server, timed
+from tests.pgbouncer import pgbouncer, pgbouncer_binary, tcp_server
+from tests.resilience.support import describe, timed
 
 REQUESTS = 2000
 CONCURRENCY = 8

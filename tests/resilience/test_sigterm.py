@@ -14,10 +14,10 @@ import pytest
 
 from app.cli import with_user
 from tests.helpers import TEST_JWT_SECRET, auth, create_user
+from tests.pgbouncer import free_port
 from tests.resilience.support import (
     Outcome,
     describe,
-    free_port,
     table_lock,
     timed,
     waiting_on_locks,
