@@ -72,7 +72,7 @@ class ImageCreate(RequestModel):
 class ImageUpdate(PatchModel):
     """Only the caption can change; `null` clears it."""
 
-    caption: Caption | None = None
+    caption: Caption | None = Field(default=None, examples=["Front left, after the body shop"])
 
 
 class Image(AuditedOut):

@@ -17,6 +17,19 @@ class TenantOut(BaseModel):
 
 
 class TenantFull(TenantOut):
+    model_config = {
+        "json_schema_extra": {
+            "examples": [
+                {
+                    "id": "0e8f4a52-6b0c-4c59-8d0e-5d2b1c6a7f10",
+                    "name": "Rivera family",
+                    "created_at": "2025-03-01T12:00:00Z",
+                    "updated_at": "2025-03-04T09:30:00Z",
+                }
+            ]
+        }
+    }
+
     created_at: datetime
     updated_at: datetime
 

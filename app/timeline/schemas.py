@@ -21,7 +21,7 @@ from pydantic import (
     StrictInt,
 )
 
-from app.schemas_common import LongText, RequestModel
+from app.schemas_common import IsoDate, LongText, RequestModel
 
 EventType = Literal["fuel", "maintenance", "odometer", "document", "reminder", "inspection"]
 MIN_DATE = date(1900, 1, 1)
@@ -186,7 +186,7 @@ class InspectionPayload(Payload):
 
 Miles = Annotated[int, Field(ge=0, le=2_147_483_647, description="The odometer reading.")]
 EventDate = Annotated[
-    date,
+    IsoDate,
     Field(
         ge=MIN_DATE,
         description="The day it happened (default: today in the vehicle's timezone). "
@@ -385,6 +385,32 @@ class FeedItem(BaseModel):
 
 
 class Feed(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "vehicle_id": "9b2e7c1a-4d3f-4e8a-b6c5-1f0e2d3c4b5a",
+                            "last_event_date": "2026-11-20",
+                            "last_miles": 41250,
+                            "event_count": 57,
+                            "fuel_count": 41,
+                            "maintenance_count": 6,
+                            "odometer_count": 5,
+                            "document_count": 2,
+                            "reminder_count": 2,
+                            "inspection_count": 1,
+                            "fuel_spend": 1712.4,
+                            "maintenance_spend": 842.0,
+                        }
+                    ],
+                    "refreshed_at": "2026-11-25T10:05:00Z",
+                }
+            ]
+        }
+    )
+
     items: list[FeedItem]
     refreshed_at: datetime | None = Field(
         description="When the feed was last refreshed; null if never. Newer events appear after "
