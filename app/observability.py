@@ -184,6 +184,38 @@ class _BodyTooLargeError(Exception):
     pass
 
 
+MAX_HEADER_BYTES = 128 * 1024
+
+
+class HeaderSizeLimitMiddleware:
+    """Header sections over 128 KiB get 431 before any route or token check sees them.
+
+    uvicorn's default HTTP parser (httptools) sets no limit of its own, so the app keeps the bound.
+    Generous on purpose: a token over 8 KiB (but under this) still gets the contract's 401.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int = MAX_HEADER_BYTES) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = sum(len(k) + len(v) + 4 for k, v in scope["headers"])
+            if size > self.max_bytes:
+                from app.errors import problem_response
+
+                response = problem_response(
+                    Request(scope),
+                    status=431,
+                    code="headers_too_large",
+                    title="Request header fields too large",
+                    detail=f"Request headers are limited to {self.max_bytes} bytes in total.",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 async def metrics_endpoint(request: Request) -> Response:
     pool = getattr(getattr(request.app.state, "motomind", None), "pool", None)
     if pool is not None:

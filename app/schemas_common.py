@@ -1,10 +1,19 @@
 """Request-model base shared by every domain."""
 
-from datetime import datetime
+import functools
+import re
+from datetime import date, datetime
 from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 
 def _has_nul(value: Any) -> bool:
@@ -32,7 +41,49 @@ class RequestModel(BaseModel):
             raise ValueError("text must not contain NUL characters")
         return data
 
+    @model_validator(mode="before")
+    @classmethod
+    def _lengths_as_sent(cls, data: Any) -> Any:
+        # Trimming must not let a string longer than the published maxLength through: the limit
+        # applies to what the client sent, as the OpenAPI document says.
+        if isinstance(data, dict):
+            for name, limit in _max_lengths(cls).items():
+                value = data.get(name)
+                # Only padded strings: others get pydantic's own error, at the field.
+                if isinstance(value, str) and len(value) > limit and value != value.strip():
+                    raise PydanticCustomError(
+                        "string_too_long",
+                        "{field}: String should have at most {max_length} characters",
+                        {"field": name, "max_length": limit},
+                    )
+        return data
 
+
+@functools.cache
+def _max_lengths(model: type[BaseModel]) -> dict[str, int]:
+    """Field name -> the maxLength its JSON schema publishes (also inside `anyOf` for optionals)."""
+    properties = model.model_json_schema().get("properties", {})
+    limits: dict[str, int] = {}
+    for name, field in model.model_fields.items():
+        name = field.alias or name
+        prop = properties.get(name, {})
+        for arm in [prop, *prop.get("anyOf", [])]:
+            if isinstance(arm, dict) and isinstance(arm.get("maxLength"), int):
+                limits[name] = arm["maxLength"]
+    return limits
+
+
+def _iso_date_text(value: Any) -> Any:
+    # Only "YYYY-MM-DD", as documented (`format: date`): pydantic alone would also take a number
+    # (0 -> 1970-01-01, a Unix time) or a timestamp, which no client means as a day.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError("must be a date (YYYY-MM-DD)")
+    return value
+
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 ShortText = Annotated[str, Field(min_length=1, max_length=100)]
 LongText = Annotated[str, Field(max_length=2000)]

@@ -1,7 +1,7 @@
 """/v1/reminders: things to do by a date and/or a mileage, each with a computed `due_state`."""
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -28,6 +28,7 @@ from app.resources import (
     set_etag,
     soft_delete,
 )
+from app.schemas_common import IsoDate
 
 router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
 TABLE = "reminders"
@@ -132,7 +133,7 @@ async def list_reminders(
     ] = None,
     status: Annotated[Status | None, Query(description="Only reminders in this status.")] = None,
     due_before: Annotated[
-        date | None,
+        IsoDate | None,
         Query(description="Only reminders with a `due_date` on or before this date."),
     ] = None,
     limit: Limit = 50,

@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, model_validator
 
 from app.reminders.due import DueState
-from app.schemas_common import AuditedOut, LongText, Name, PatchModel, RequestModel
+from app.schemas_common import AuditedOut, IsoDate, LongText, Name, PatchModel, RequestModel
 
 
 class Status(StrEnum):
@@ -36,10 +36,12 @@ EXAMPLE: dict[str, Any] = {
     "updated_by": "6f1c2a9e-0b7e-4a57-9d3c-3f1f0f6b2c11",
 }
 
-Mileage = Annotated[int, Field(ge=0, le=2_147_483_647, examples=[16000])]
+# strict: a JSON integer, as documented; not `true` (lax mode's 1) nor "5".
+Mileage = Annotated[int, Field(strict=True, ge=0, le=2_147_483_647, examples=[16000])]
 SoonDays = Annotated[
     int,
     Field(
+        strict=True,
         ge=1,
         le=3650,
         description="`due_state` is `due_soon` this many days before `due_date` (default 30).",
@@ -48,6 +50,7 @@ SoonDays = Annotated[
 SoonMiles = Annotated[
     int,
     Field(
+        strict=True,
         ge=1,
         le=1_000_000,
         description="`due_state` is `due_soon` this many miles before `due_mileage` (default 500).",
@@ -78,7 +81,7 @@ class ReminderCreate(RequestModel):
     )
     title: Name = Field(examples=["Oil change"])
     description: LongText | None = Field(default=None, examples=["10W-40, new filter"])
-    due_date: date | None = Field(default=None, examples=["2026-06-01"])
+    due_date: IsoDate | None = Field(default=None, examples=["2026-06-01"])
     due_mileage: Mileage | None = None
     soon_days: SoonDays = 30
     soon_miles: SoonMiles = 500
@@ -100,7 +103,7 @@ class ReminderUpdate(PatchModel):
     garage_id: UUID | None = None
     title: Name | None = Field(default=None, examples=["Oil and filter change"])
     description: LongText | None = None
-    due_date: date | None = None
+    due_date: IsoDate | None = None
     due_mileage: Mileage | None = None
     status: Status | None = Field(default=None, examples=["completed"])
     soon_days: SoonDays | None = None

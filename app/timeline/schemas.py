@@ -184,7 +184,9 @@ class InspectionPayload(Payload):
 
 # --- Requests: one model per type -----------------------------------------------------------------
 
-Miles = Annotated[int, Field(ge=0, le=2_147_483_647, description="The odometer reading.")]
+Miles = Annotated[
+    int, Field(strict=True, ge=0, le=2_147_483_647, description="The odometer reading.")
+]
 EventDate = Annotated[
     IsoDate,
     Field(

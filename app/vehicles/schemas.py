@@ -63,7 +63,12 @@ def _timezone(value: str) -> str:
 
 Year = Annotated[
     int,
-    Field(ge=FIRST_YEAR, description=f"Model year, {FIRST_YEAR} to next year.", examples=[2019]),
+    Field(
+        strict=True,
+        ge=FIRST_YEAR,
+        description=f"Model year, {FIRST_YEAR} to next year.",
+        examples=[2019],
+    ),
     AfterValidator(_year),
 ]
 Vin = Annotated[
@@ -148,6 +153,7 @@ class VehicleUpdate(PatchModel):
     timezone: TimeZone | None = None
     current_mileage: int | None = Field(
         default=None,
+        strict=True,
         ge=0,
         le=2_147_483_647,
         description="May only be raised (e.g. to match the dashboard); lowering it is a 422 "
