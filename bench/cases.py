@@ -85,11 +85,8 @@ def timeline_statements(*, after: bool) -> list[str]:
 
 
 def list_wrapper(listing: str) -> list[str]:
-    """What list_events sends around the list statement."""
-    prefix = getattr(timeline, "DISCOURAGE_SORT", None)
-    if prefix and "enable_sort" in prefix:
-        return [prefix, listing, "reset enable_sort"]
-    return [listing]
+    """What list_events sends: its preamble, then the list statement."""
+    return [*timeline.LIST_PREAMBLE, listing]
 
 
 def cases() -> list[Case]:

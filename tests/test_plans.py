@@ -87,7 +87,7 @@ async def listing(db: asyncpg.Pool, user: User, *, generic: bool) -> AsyncIterat
     async with as_user(db, user) as conn:
         if generic:  # what a cached statement may come to use after five executions
             await conn.execute("set local plan_cache_mode = force_generic_plan")
-        for statement in getattr(timeline, "LIST_PREAMBLE", ()):
+        for statement in timeline.LIST_PREAMBLE:
             await conn.execute(statement)
         yield conn
 
