@@ -274,6 +274,9 @@ SQLSTATE_TABLE: dict[str, SqlProblem] = {
         422, "correction_target_not_found", "Invalid reference", detail_from_db=True
     ),
     "MM006": SqlProblem(409, "already_superseded", "Already superseded", detail_from_db=True),
+    "MM007": SqlProblem(
+        409, "invalid_status_transition", "Invalid status change", detail_from_db=True
+    ),
 }
 # Whole classes, when the exact SQLSTATE is not in the table.
 SQLSTATE_CLASS_TABLE: dict[str, SqlProblem] = {
@@ -387,7 +390,9 @@ async def _connection_exception(request: Request, exc: Exception) -> Response:
     return _db_problem(request, UNAVAILABLE, UNAVAILABLE.code, UNAVAILABLE.detail)
 
 
-async def _unexpected_exception(request: Request, exc: Exception) -> Response:
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    """A bug: 500 with nothing the client could learn from. Answered by RequestContextMiddleware,
+    so the response still carries the request id (Starlette's own last-resort handler would not)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _db_problem(request, INTERNAL, INTERNAL.code, INTERNAL.detail)
 
@@ -410,7 +415,6 @@ def install_error_handlers(app: FastAPI) -> None:
         (asyncpg.exceptions.PostgresConnectionError, _connection_exception),
         (OSError, _connection_exception),
         (TimeoutError, _connection_exception),
-        (Exception, _unexpected_exception),
     ]
     for exc_class, handler in handlers:
         app.add_exception_handler(exc_class, handler)

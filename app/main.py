@@ -62,7 +62,7 @@ async def _warn_if_privileged(pool: asyncpg.Pool) -> None:
         )
 
 
-async def _cursor_key(pool: asyncpg.Pool) -> bytes:
+async def _cursor_key(pool: asyncpg.Pool | asyncpg.Connection) -> bytes:
     try:
         return bytes(await pool.fetchval("select public.cursor_signing_key()"))
     except asyncpg.UndefinedFunctionError:
@@ -161,6 +161,9 @@ def create_app(
         try:
             async with state.pool.acquire(timeout=2) as conn:
                 version = await schema.installed_version(cast(asyncpg.Connection, conn))
+                if version is not None and not state.cursor_key:
+                    # Started before `db init`: pick the key up now, once.
+                    state.cursor_key = await _cursor_key(cast(asyncpg.Connection, conn))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return _not_ready("database unreachable")
         if version is None or version < schema.SCHEMA_VERSION:

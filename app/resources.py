@@ -14,7 +14,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.errors import not_found
+from app.errors import ProblemError, not_found
 from app.etag import check_if_match, etag_of
 from app.idempotency import remember, replay_or_claim, request_hash
 from app.paging import Page, decode_cursor, decode_error, page_of
@@ -24,7 +24,12 @@ Row = asyncpg.Record | Mapping[str, Any]
 
 
 def cursor_key(request: Request) -> bytes:
+    """The key every API process signs cursors with (loaded from the database at start-up)."""
     key: bytes = request.app.state.motomind.cursor_key
+    if not key:  # the schema was installed after this process started; /readyz loads it
+        raise ProblemError(
+            503, "not_ready", "Not ready", "The API is starting up.", headers={"Retry-After": "1"}
+        )
     return key
 
 

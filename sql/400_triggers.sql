@@ -216,6 +216,13 @@ begin
     raise exception using errcode = '23503', constraint = 'reminders_garage_fkey',
       message = 'garage_not_found', detail = pg_catalog.format('garage %s not found', new.garage_id);
   end if;
+  -- Completed is final (the timeline records it); dismissed may become active again.
+  if tg_op = 'UPDATE' and new.status is distinct from old.status
+     and not ((old.status = 'active' and new.status in ('completed', 'dismissed'))
+              or (old.status = 'dismissed' and new.status = 'active')) then
+    raise exception using errcode = 'MM007', message = 'invalid_status_transition',
+      detail = pg_catalog.format('a %s reminder cannot become %s', old.status, new.status);
+  end if;
   if new.status = 'completed' then
     if tg_op = 'INSERT' or old.status is distinct from 'completed' then
       new.completed_at := coalesce(new.completed_at, now());
@@ -355,12 +362,11 @@ declare
   v_max int;
 begin
   if new.vehicle_id is not null and (new.miles is not null or new.payload ? 'correction_of') then
+    -- Null when every reading is superseded: derived state follows the timeline both ways.
     select r.miles into v_max from private.vehicle_max_reading(new.tenant_id, new.vehicle_id) r;
-    if v_max is not null then
-      update public.vehicles set current_mileage = v_max
-      where tenant_id = new.tenant_id and id = new.vehicle_id
-        and current_mileage is distinct from v_max;
-    end if;
+    update public.vehicles set current_mileage = v_max
+    where tenant_id = new.tenant_id and id = new.vehicle_id
+      and current_mileage is distinct from v_max;
   end if;
 
   if new.type = 'reminder' and new.payload ->> 'action' in ('completed', 'dismissed') then

@@ -102,5 +102,6 @@ async def test_an_unexpected_error_is_a_500_problem_without_details(
     assert resp.status_code == 500
     assert resp.headers["content-type"] == "application/problem+json"
     assert resp.json()["code"] == "internal_error"
+    assert resp.headers["X-Request-ID"]  # a 500 can still be traced to its log line
     assert "secret" not in resp.text
     assert "Traceback" not in resp.text

@@ -5,7 +5,8 @@ from uuid import UUID
 import asyncpg
 
 GET_ME = """
-select p.id, p.email, p.name, p.created_at, t.id as tenant_id, t.name as tenant_name
+select p.id, p.email, p.name, p.created_at, p.updated_at, t.id as tenant_id,
+       t.name as tenant_name
 from public.profiles p
 join public.tenants t on t.id = p.tenant_id
 where p.id = $1 and p.deleted_at is null
@@ -17,7 +18,8 @@ with p as (
     where id = $1 and deleted_at is null
     returning *
 )
-select p.id, p.email, p.name, p.created_at, t.id as tenant_id, t.name as tenant_name
+select p.id, p.email, p.name, p.created_at, p.updated_at, t.id as tenant_id,
+       t.name as tenant_name
 from p
 join public.tenants t on t.id = p.tenant_id
 """

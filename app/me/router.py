@@ -4,13 +4,15 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from app.auth import CurrentUser, Identity
 from app.db import TenantConn
 from app.errors import not_found, problem_responses
+from app.etag import IfMatch, check_if_match, etag_of
 from app.me import queries
 from app.me.schemas import MeOut, MePatch, TenantFull, TenantOut, TenantPatch
+from app.resources import set_etag
 
 router = APIRouter(prefix="/v1", tags=["me"])
 
@@ -18,9 +20,10 @@ ERRORS = problem_responses(401, 403, 503)
 WRITE_ERRORS = problem_responses(401, 403, 422, 503)
 
 
-def _me(row: asyncpg.Record | None) -> MeOut:
+def _me(row: asyncpg.Record | None, response: Response) -> MeOut:
     if row is None:
         raise not_found("No profile for this user.")
+    set_etag(response, row)
     data: dict[str, Any] = {
         "id": row["id"],
         "email": row["email"],
@@ -47,34 +50,40 @@ async def _tenant_id(conn: asyncpg.Connection) -> UUID:
 
 
 @router.get("/me", summary="Your profile", response_model=MeOut, responses=ERRORS)
-async def get_me(user: CurrentUser, conn: TenantConn) -> MeOut:
-    """The caller's profile (from the token's `sub`) and the tenant it belongs to."""
-    return _me(await queries.get_me(conn, user_id=_uid(user)))
+async def get_me(user: CurrentUser, conn: TenantConn, response: Response) -> MeOut:
+    """Your profile (from the token's `sub`) and the tenant it belongs to, with its `ETag`."""
+    return _me(await queries.get_me(conn, user_id=_uid(user)), response)
 
 
 @router.patch(
     "/me",
     summary="Rename yourself",
     response_model=MeOut,
-    responses={**WRITE_ERRORS, **problem_responses(404)},
+    responses={**WRITE_ERRORS, **problem_responses(404, 412)},
 )
-async def patch_me(body: MePatch, user: CurrentUser, conn: TenantConn) -> MeOut:
+async def patch_me(
+    body: MePatch, user: CurrentUser, conn: TenantConn, response: Response, if_match: IfMatch = None
+) -> MeOut:
     """Change your display `name` (1-200 characters, trimmed; `null` clears it).
 
     Any other field, including server-owned ones such as `id`, `email` or `tenant_id`, is a 422.
-    An empty body changes nothing.
+    An empty body changes nothing. With `If-Match`, refused (412) if the profile changed.
     """
+    current = await queries.get_me(conn, user_id=_uid(user))
+    if current is not None:
+        check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
     if "name" not in body.model_fields_set:
-        return _me(await queries.get_me(conn, user_id=_uid(user)))
-    return _me(await queries.update_me_name(conn, user_id=_uid(user), name=body.name))
+        return _me(current, response)
+    return _me(await queries.update_me_name(conn, user_id=_uid(user), name=body.name), response)
 
 
 @router.get("/tenant", summary="Your tenant", response_model=TenantFull, responses=ERRORS)
-async def get_tenant(conn: TenantConn) -> TenantFull:
-    """The tenant the caller belongs to: a household or a fleet sharing garages and vehicles."""
+async def get_tenant(conn: TenantConn, response: Response) -> TenantFull:
+    """The tenant the caller belongs to (a household or a fleet), with its `ETag`."""
     row = await queries.get_tenant(conn, tenant_id=await _tenant_id(conn))
     if row is None:
         raise not_found()
+    set_etag(response, row)
     return TenantFull(**dict(row))
 
 
@@ -82,11 +91,22 @@ async def get_tenant(conn: TenantConn) -> TenantFull:
     "/tenant",
     summary="Rename your tenant",
     response_model=TenantFull,
-    responses={**WRITE_ERRORS, **problem_responses(404)},
+    responses={**WRITE_ERRORS, **problem_responses(404, 412)},
 )
-async def patch_tenant(body: TenantPatch, conn: TenantConn) -> TenantFull:
-    """Change the tenant's `name` (1-200 characters, trimmed). Any other field is a 422."""
-    row = await queries.update_tenant_name(conn, tenant_id=await _tenant_id(conn), name=body.name)
+async def patch_tenant(
+    body: TenantPatch, conn: TenantConn, response: Response, if_match: IfMatch = None
+) -> TenantFull:
+    """Change the tenant's `name` (1-200 characters, trimmed). Any other field is a 422.
+
+    With `If-Match`, refused (412) if the tenant changed since you read it.
+    """
+    tenant_id = await _tenant_id(conn)
+    current = await queries.get_tenant(conn, tenant_id=tenant_id)
+    if current is None:
+        raise not_found()
+    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    row = await queries.update_tenant_name(conn, tenant_id=tenant_id, name=body.name)
     if row is None:
         raise not_found()
+    set_etag(response, row)
     return TenantFull(**dict(row))

@@ -24,6 +24,12 @@ where id = $1 and deleted_at is null
 """
 UTC_TODAY = "select (now() at time zone 'UTC')::date"
 
+RECORD_READING = """
+insert into public.vehicle_events (vehicle_id, date, type, miles)
+select id, (now() at time zone timezone)::date, 'odometer', $2
+from public.vehicles where id = $1
+"""
+
 ENSURE_PARTITION = "select public.ensure_event_partition_for($1)"
 
 INSERT = """
@@ -98,6 +104,11 @@ async def insert_event(
     if row is None:  # pragma: no cover - an insert returning nothing would be a bug
         raise RuntimeError("insert returned no row")
     return row
+
+
+async def record_reading(conn: asyncpg.Connection, *, vehicle_id: UUID, miles: int) -> None:
+    """An odometer reading dated today in the vehicle's timezone (the odometer rule applies)."""
+    await conn.execute(RECORD_READING, vehicle_id, miles)
 
 
 async def get_event(conn: asyncpg.Connection, *, event_id: UUID) -> asyncpg.Record | None:

@@ -23,6 +23,7 @@ from app.resources import (
     set_etag,
     soft_delete,
 )
+from app.timeline.queries import record_reading
 from app.vehicles import queries
 from app.vehicles.schemas import Vehicle, VehicleCreate, VehicleUpdate
 
@@ -143,18 +144,21 @@ async def patch_vehicle(
 ) -> Vehicle:
     """Change the fields you send; `null` clears one. With `If-Match`, 412 if it changed.
 
-    `current_mileage` may only be raised: a lower value is a 422 `mileage_decrease` (the
-    timeline's odometer readings are the source of truth; correct a wrong reading there).
+    `current_mileage` is derived from the timeline: raising it records an `odometer` reading
+    dated today (vehicle's timezone) on the timeline; a lower value is a 422 `mileage_decrease`
+    (correct a wrong reading on the timeline instead).
     Duplicate VIN or plate → 409; a `garage_id` that is not one of your garages → 422.
     """
     changes = body.changes()
     current = await get_live(conn, TABLE, vehicle_id, lock=True)
     check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
-    mileage = changes.get("current_mileage")
+    mileage = changes.pop("current_mileage", None)
     floor = current["current_mileage"]
     if mileage is not None and floor is not None and mileage < floor:
         raise mileage_decrease(floor)
-    row = await patch_row(conn, TABLE, vehicle_id, changes, if_match)
+    if mileage is not None and mileage != floor:
+        await record_reading(conn, vehicle_id=vehicle_id, miles=mileage)
+    row = await patch_row(conn, TABLE, vehicle_id, changes, None)
     set_etag(response, dict(row))
     return Vehicle.model_validate(dict(row))
 

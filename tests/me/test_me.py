@@ -132,3 +132,20 @@ async def test_errors_are_problems(client: httpx.AsyncClient, db: asyncpg.Pool) 
     )
     assert resp.status_code == 422
     assert resp.json()["code"] == "validation_failed"
+
+
+async def test_profile_and_tenant_carry_etags_and_honour_if_match(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    user = await create_user(db)
+    for path, body in (("/v1/me", {"name": "Sam"}), ("/v1/tenant", {"name": "Rivera family"})):
+        got = await client.get(path, headers=auth(user))
+        etag = got.headers["ETag"]
+        changed = await client.patch(path, json=body, headers={**auth(user), "If-Match": etag})
+        assert changed.status_code == 200, changed.text
+        assert changed.headers["ETag"] != etag
+        stale = await client.patch(
+            path, json={"name": "Other"}, headers={**auth(user), "If-Match": etag}
+        )
+        assert stale.status_code == 412 and stale.json()["code"] == "precondition_failed"
+        assert (await client.get(path, headers=auth(user))).json()["name"] == body["name"]

@@ -191,6 +191,30 @@ async def test_status_transitions(client: httpx.AsyncClient, db: asyncpg.Pool) -
     ).status_code == 422
 
 
+async def test_timeline_events_obey_the_same_status_rules(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """The database holds the rule: a reminder event cannot revive a completed reminder."""
+    user = await create_user(db)
+    vehicle = await _vehicle(client, user)
+    rid = (await _create(client, user, vehicle_id=vehicle["id"])).json()["id"]
+
+    async def event(action: str) -> httpx.Response:
+        body = {
+            "vehicle_id": vehicle["id"],
+            "type": "reminder",
+            "payload": {"reminder_id": rid, "action": action},
+        }
+        return await client.post("/v1/timeline", json=body, headers=auth(user))
+
+    assert (await event("completed")).status_code == 201
+    refused = await event("dismissed")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["code"] == "invalid_status_transition"
+    got = (await client.get(f"/v1/reminders/{rid}", headers=auth(user))).json()
+    assert got["status"] == "completed"
+
+
 async def test_needs_a_due_date_or_mileage(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     user = await create_user(db)
     missing = await client.post("/v1/reminders", json={"title": "x"}, headers=auth(user))

@@ -302,6 +302,15 @@ async def test_current_mileage_only_goes_up(client: httpx.AsyncClient, db: async
     negative = await client.patch(url, json={"current_mileage": -1}, headers=auth(user))
     assert negative.status_code == 422
     assert (await client.get(url, headers=auth(user))).json()["current_mileage"] == 1200
+    # The raise is a reading on the timeline, so the odometer rule keeps holding after it.
+    timeline = (await client.get(f"{url}/timeline", headers=auth(user))).json()["items"]
+    assert [(e["type"], e["miles"]) for e in timeline] == [("odometer", 1200)]
+    lower = await client.post(
+        "/v1/timeline",
+        json={"vehicle_id": vehicle["id"], "type": "odometer", "miles": 1100},
+        headers=auth(user),
+    )
+    assert lower.status_code == 409 and lower.json()["code"] == "odometer_rollback"
 
 
 async def test_garage_must_be_a_live_garage_of_the_tenant(
