@@ -51,6 +51,19 @@ def set_etag(response: Response, row: Row) -> None:
     response.headers["ETag"] = etag_of(row["id"], row["updated_at"])
 
 
+def with_etag(response: Response, row: Row, model: type[M]) -> M:
+    """The response model of a single resource, its ETag set on the response."""
+    set_etag(response, row)
+    return model.model_validate(dict(row))
+
+
+async def read_one(
+    conn: asyncpg.Connection, table: str, resource_id: UUID, response: Response, model: type[M]
+) -> M:
+    """GET of one live resource: the model, with its ETag; 404 for anything RLS hides."""
+    return with_etag(response, await get_live(conn, table, resource_id), model)
+
+
 async def patch_row(
     conn: asyncpg.Connection,
     table: str,

@@ -16,13 +16,13 @@ from app.paging import Cursor, Limit, Page
 from app.resources import (
     created,
     cursor_key,
-    get_live,
     idempotent_create,
     newest_first_page,
     newest_first_position,
     patch_row,
-    set_etag,
+    read_one,
     soft_delete,
+    with_etag,
 )
 
 router = APIRouter(prefix="/v1/garages", tags=["garages"])
@@ -82,9 +82,7 @@ async def list_garages(
 )
 async def get_garage(garage_id: UUID, response: Response, conn: TenantConn) -> Garage:
     """One garage, with its `ETag` for a later conditional PATCH."""
-    row = await get_live(conn, TABLE, garage_id)
-    set_etag(response, row)
-    return Garage.model_validate(dict(row))
+    return await read_one(conn, TABLE, garage_id, response, Garage)
 
 
 @router.patch(
@@ -102,8 +100,7 @@ async def patch_garage(
 ) -> Garage:
     """Change `name` and/or `description`. With `If-Match`, refused (412) if the garage changed."""
     row = await patch_row(conn, TABLE, garage_id, body.changes(), if_match)
-    set_etag(response, row)
-    return Garage.model_validate(dict(row))
+    return with_etag(response, row, Garage)
 
 
 @router.delete(

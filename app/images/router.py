@@ -17,13 +17,13 @@ from app.paging import Cursor, Limit, Page
 from app.resources import (
     created,
     cursor_key,
-    get_live,
     idempotent_create,
     newest_first_page,
     newest_first_position,
     patch_row,
-    set_etag,
+    read_one,
     soft_delete,
+    with_etag,
 )
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
@@ -100,9 +100,7 @@ async def list_images(
 )
 async def get_image(image_id: UUID, response: Response, conn: TenantConn) -> Image:
     """One image, with its `ETag` for a later conditional PATCH or DELETE."""
-    row = await get_live(conn, TABLE, image_id)
-    set_etag(response, dict(row))
-    return Image.model_validate(dict(row))
+    return await read_one(conn, TABLE, image_id, response, Image)
 
 
 @router.patch(
@@ -121,8 +119,7 @@ async def patch_image(
     """Set or clear (`null`) the caption; nothing else of an image changes. With `If-Match`,
     412 if it changed since you read it."""
     row = await patch_row(conn, TABLE, image_id, body.changes(), if_match)
-    set_etag(response, dict(row))
-    return Image.model_validate(dict(row))
+    return with_etag(response, row, Image)
 
 
 @router.delete(

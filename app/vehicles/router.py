@@ -20,8 +20,9 @@ from app.resources import (
     newest_first_page,
     newest_first_position,
     patch_row,
-    set_etag,
+    read_one,
     soft_delete,
+    with_etag,
 )
 from app.timeline.queries import record_reading
 from app.vehicles import queries
@@ -124,9 +125,7 @@ async def list_vehicles(
 )
 async def get_vehicle(vehicle_id: UUID, response: Response, conn: TenantConn) -> Vehicle:
     """One vehicle, with its `ETag` for a later conditional PATCH or DELETE."""
-    row = await get_live(conn, TABLE, vehicle_id)
-    set_etag(response, dict(row))
-    return Vehicle.model_validate(dict(row))
+    return await read_one(conn, TABLE, vehicle_id, response, Vehicle)
 
 
 @router.patch(
@@ -159,8 +158,7 @@ async def patch_vehicle(
     if mileage is not None and mileage != floor:
         await record_reading(conn, vehicle_id=vehicle_id, miles=mileage)
     row = await patch_row(conn, TABLE, vehicle_id, changes, None)
-    set_etag(response, dict(row))
-    return Vehicle.model_validate(dict(row))
+    return with_etag(response, row, Vehicle)
 
 
 @router.delete(
