@@ -524,18 +524,21 @@ async def test_reminder_events_update_the_reminder(
             "select status, completed_at from public.reminders where id = $1", rid
         )
         assert row["status"] == "completed" and row["completed_at"] is not None
-        await add_event(
+        # Completed is final, also for events (MM007), and the refusal changes nothing.
+        err = await expect(
             conn,
+            INSERT_EVENT,
             vehicle,
             day(0),
             "reminder",
             None,
             {"reminder_id": str(rid), "action": "dismissed"},
         )
+        assert err.sqlstate == "MM007"
         row = await conn.fetchrow(
             "select status, completed_at from public.reminders where id = $1", rid
         )
-        assert row["status"] == "dismissed" and row["completed_at"] is None
+        assert row["status"] == "completed" and row["completed_at"] is not None
 
 
 # Vehicles, soft deletes ---------------------------------------------------------------------
