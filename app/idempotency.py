@@ -30,6 +30,27 @@ IdempotencyKey = Annotated[
 ]
 
 
+# The lock comes first, in its own statement: the read after it must see, in a fresh snapshot,
+# a first request that committed while this one waited for nothing (try-lock) or just before.
+LOCK = "select pg_try_advisory_xact_lock(hashtextextended($1, 0))"
+# Read the live response, and free an expired key in the same statement (the insert that
+# follows the work sees the delete; the read itself ignores expired rows by its filter).
+READ = """
+with expired as (
+  delete from public.idempotency_keys
+  where user_id = $1 and key = $2 and created_at <= now() - interval '24 hours'
+)
+select request_hash, status_code, response_body, response_headers
+from public.idempotency_keys
+where user_id = $1 and key = $2 and created_at > now() - interval '24 hours'
+"""
+STORE = """
+insert into public.idempotency_keys
+  (user_id, key, request_hash, status_code, response_body, response_headers, completed_at)
+values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now())
+"""
+
+
 def request_hash(method: str, path: str, body: Any) -> str:
     canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
@@ -42,7 +63,7 @@ async def replay_or_claim(
     if key is None:
         return None
     locked = await conn.fetchval(
-        "select pg_try_advisory_xact_lock(hashtextextended($1, 0))",
+        LOCK,
         # User ids are unique across tenants, so (user, key) is already tenant-scoped.
         f"idempotency:{user_id}:{key}",
     )
@@ -54,19 +75,7 @@ async def replay_or_claim(
             "A request with this Idempotency-Key is still being processed; retry shortly.",
             headers={"Retry-After": "1"},
         )
-    # An expired key is free again.
-    await conn.execute(
-        """delete from public.idempotency_keys
-           where user_id = $1 and key = $2 and created_at <= now() - interval '24 hours'""",
-        user_id,
-        key,
-    )
-    row = await conn.fetchrow(
-        """select request_hash, status_code, response_body, response_headers
-           from public.idempotency_keys where user_id = $1 and key = $2""",
-        user_id,
-        key,
-    )
+    row = await conn.fetchrow(READ, user_id, key)
     if row is None:
         return None
     if row["request_hash"] != fingerprint:
@@ -98,10 +107,7 @@ async def remember(
         if name.lower() in {"location", "etag"}
     }
     await conn.execute(
-        """insert into public.idempotency_keys
-             (user_id, key, request_hash, status_code, response_body, response_headers,
-              completed_at)
-           values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now())""",
+        STORE,
         user_id,
         key,
         fingerprint,

@@ -11,21 +11,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from app import idempotency
 from app.db import SET_REQUEST_CONTEXT
 from app.timeline import queries as timeline
 from app.vehicles import queries as vehicles
 
-# resources.get_live and app.idempotency build these inline.
+# resources.get_live builds this one inline.
 GET_LIVE_VEHICLE = "select * from public.vehicles where id = $1 and deleted_at is null"
-IDEMPOTENCY_LOCK = "select pg_try_advisory_xact_lock(hashtextextended($1, 0))"
-IDEMPOTENCY_EXPIRE = """delete from public.idempotency_keys
-           where user_id = $1 and key = $2 and created_at <= now() - interval '24 hours'"""
-IDEMPOTENCY_READ = """select request_hash, status_code, response_body, response_headers
-           from public.idempotency_keys where user_id = $1 and key = $2"""
-IDEMPOTENCY_STORE = """insert into public.idempotency_keys
-             (user_id, key, request_hash, status_code, response_body, response_headers,
-              completed_at)
-           values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now())"""
 
 APPEND_PAYLOAD = '{"service": "Oil change", "cost": 49.9, "currency": "USD"}'
 APPEND_BODY = '{"vehicle_id": "%s", "type": "maintenance", "payload": ' + APPEND_PAYLOAD + "}"
@@ -102,16 +94,15 @@ def cases() -> list[Case]:
         vehicle_list = vehicle_list.replace(f":{name}", f"null::{cast}")
     vehicle_list = re.sub(r"\$5(?!\d)", ":limit", vehicle_list)
     append = [
-        bind(IDEMPOTENCY_LOCK, ["ikey"]),
-        bind(IDEMPOTENCY_EXPIRE, ["user_id", "ikey"]),
-        bind(IDEMPOTENCY_READ, ["user_id", "ikey"]),
+        bind(idempotency.LOCK, ["ikey"]),
+        bind(idempotency.READ, ["user_id", "ikey"]),
         bind(timeline.VEHICLE_TODAY, ["vehicle_id"]) + " \\gset",
         # miles and notes are null in the API's request: inlined (pgbench cannot bind NULL).
         bind(timeline.INSERT, ["vehicle_id", "today", "etype", "miles", "payload", "notes"])
         .replace(":miles", "null::int")
         .replace(":notes", "null::text"),
         bind(
-            IDEMPOTENCY_STORE,
+            idempotency.STORE,
             ["user_id", "ikey", "fingerprint", "status", "stored", "stored_headers"],
         ),
     ]
