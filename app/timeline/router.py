@@ -225,7 +225,9 @@ async def get_event(event_id: UUID, conn: TenantConn) -> Event:
     return Event.model_validate(dict(row))
 
 
-def _immutable() -> NoReturn:
+async def refuse_change(event_id: str) -> NoReturn:
+    """Always 405 with `Allow: GET`: events are immutable; append a correction
+    (`payload.correction_of`) that supersedes the event instead."""
     raise ProblemError(
         405,
         "method_not_allowed",
@@ -235,40 +237,18 @@ def _immutable() -> NoReturn:
     )
 
 
-_IMMUTABLE_DOC = problem_responses(405)
-
-
-@router.put(
-    "/v1/timeline/{event_id}",
-    summary="Not allowed: events are immutable",
-    responses=_IMMUTABLE_DOC,
-    status_code=405,
-)
-async def put_event(event_id: str) -> None:
-    """Always 405 with `Allow: GET`: append a correction instead."""
-    _immutable()
-
-
-@router.patch(
-    "/v1/timeline/{event_id}",
-    summary="Not allowed: events are immutable",
-    responses=_IMMUTABLE_DOC,
-    status_code=405,
-)
-async def patch_event(event_id: str) -> None:
-    """Always 405 with `Allow: GET`: append a correction instead."""
-    _immutable()
-
-
-@router.delete(
-    "/v1/timeline/{event_id}",
-    summary="Not allowed: events are immutable",
-    responses=_IMMUTABLE_DOC,
-    status_code=405,
-)
-async def delete_event(event_id: str) -> None:
-    """Always 405 with `Allow: GET`: append a correction that supersedes the event instead."""
-    _immutable()
+# Declared (rather than left to the router's 405) so the OpenAPI document says why.
+for _method in ("PUT", "PATCH", "DELETE"):
+    router.add_api_route(
+        "/v1/timeline/{event_id}",
+        refuse_change,
+        methods=[_method],
+        name=f"{_method.lower()}_event",
+        summary="Not allowed: events are immutable",
+        responses=problem_responses(405),
+        status_code=405,
+        response_model=None,
+    )
 
 
 @router.get(
