@@ -23,6 +23,13 @@ select set_config('role', $1, true),
        set_config('statement_timeout', $3, true),
        set_config('lock_timeout', $4, true)
 """
+# Sorting discouraged, for keyset lists over a long history (the timeline; queries.list_events
+# says why). In the same first statement, so it costs no round trip; a list request's other
+# statements are primary-key lookups, which no sort setting changes.
+LIST_PLANNER = (
+    "set_config('enable_sort', 'off', true), set_config('enable_incremental_sort', 'off', true)"
+)
+SET_LIST_CONTEXT = f"{SET_REQUEST_CONTEXT.rstrip()},\n       {LIST_PLANNER}\n"
 
 
 def dsn_with(dsn: str, *, database: str) -> str:
@@ -69,10 +76,11 @@ async def set_request_context(
     role: str,
     claims: dict[str, Any] | None,
     settings: Settings,
+    keyset_list: bool = False,
 ) -> None:
     """Must be the first statement of the request's transaction."""
     await conn.execute(
-        SET_REQUEST_CONTEXT,
+        SET_LIST_CONTEXT if keyset_list else SET_REQUEST_CONTEXT,
         role,
         json.dumps(claims) if claims is not None else "",
         f"{settings.db_statement_timeout_ms}ms",
@@ -104,7 +112,7 @@ def no_tenant() -> ProblemError:
 
 @asynccontextmanager
 async def _transaction(
-    request: Request, *, role: str, identity: Identity, tenant: bool
+    request: Request, *, role: str, identity: Identity, tenant: bool, keyset_list: bool = False
 ) -> AsyncIterator[asyncpg.Connection]:
     state = request.app.state.motomind
     pool: asyncpg.Pool = state.pool
@@ -125,16 +133,22 @@ async def _transaction(
             if tenant:
                 if tenant_id is not None:
                     claims["tenant_id"] = str(tenant_id)
-                await set_request_context(conn, role=role, claims=claims, settings=settings)
+                await set_request_context(
+                    conn, role=role, claims=claims, settings=settings, keyset_list=keyset_list
+                )
                 if tenant_id is None:
                     # No tenant in the token: the caller's profile decides (as RLS would).
                     tenant_id = await conn.fetchval(RESOLVE_TENANT)
                     if tenant_id is None:
                         raise no_tenant()
                     claims["tenant_id"] = str(tenant_id)
-                    await set_request_context(conn, role=role, claims=claims, settings=settings)
+                    await set_request_context(
+                        conn, role=role, claims=claims, settings=settings, keyset_list=keyset_list
+                    )
             else:
-                await set_request_context(conn, role=role, claims=claims, settings=settings)
+                await set_request_context(
+                    conn, role=role, claims=claims, settings=settings, keyset_list=keyset_list
+                )
             request.state.tenant_id = str(tenant_id) if tenant_id else None
             yield conn
         except BaseException:
@@ -159,6 +173,16 @@ async def tenant_connection(
         yield conn
 
 
+async def list_connection(
+    request: Request, identity: Annotated[Identity, Depends(require_user)]
+) -> AsyncIterator[asyncpg.Connection]:
+    """tenant_connection for a keyset list over a long history: sorting discouraged."""
+    async with _transaction(
+        request, role="authenticated", identity=identity, tenant=True, keyset_list=True
+    ) as conn:
+        yield conn
+
+
 async def service_connection(
     request: Request, identity: Annotated[Identity, Depends(require_service)]
 ) -> AsyncIterator[asyncpg.Connection]:
@@ -168,4 +192,5 @@ async def service_connection(
 
 
 TenantConn = Annotated[asyncpg.Connection, Depends(tenant_connection, scope="function")]
+ListConn = Annotated[asyncpg.Connection, Depends(list_connection, scope="function")]
 ServiceConn = Annotated[asyncpg.Connection, Depends(service_connection, scope="function")]

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from app import idempotency
-from app.db import SET_REQUEST_CONTEXT
+from app.db import SET_LIST_CONTEXT, SET_REQUEST_CONTEXT
 from app.timeline import queries as timeline
 from app.vehicles import queries as vehicles
 
@@ -31,14 +31,26 @@ STORED_RESPONSE = (
 )
 
 
+def _colon_free(literal: re.Match[str]) -> str:
+    """pgbench reads `:name` even inside a string literal as a variable: the same constant as an
+    escape string with its colons spelled `\\x3a` (PostgreSQL parses both to the same value)."""
+    text = literal.group(0)
+    if ":" not in text:
+        return text
+    return "E" + text.replace("\\", "\\\\").replace(":", "\\x3a")
+
+
 def bind(sql: str, names: list[str]) -> str:
     """`$n` -> `:name` (pgbench passes each as a parameter under -M prepared)."""
+    sql = re.sub(r"'(?:[^']|'')*'", _colon_free, sql)
     for n in range(len(names), 0, -1):
         sql = re.sub(rf"\${n}(?!\d)", f":{names[n - 1]}", sql)
     return sql.strip()
 
 
-CONTEXT = bind(SET_REQUEST_CONTEXT, ["role", "claims", "statement_timeout", "lock_timeout"])
+CONTEXT_PARAMS = ["role", "claims", "statement_timeout", "lock_timeout"]
+CONTEXT = bind(SET_REQUEST_CONTEXT, CONTEXT_PARAMS)
+LIST_CONTEXT = bind(SET_LIST_CONTEXT, CONTEXT_PARAMS)
 LOOKUP = r"""\set pick random(0, 9)
 \if :pick = 0
 \set n random(1, :targets)
@@ -53,12 +65,13 @@ class Case:
     name: str
     title: str
     method: str
-    statements: list[str]  # between BEGIN and COMMIT
+    statements: list[str]  # between the context statement and COMMIT
     extra: str = ""  # pgbench meta-commands before BEGIN
+    context: str = CONTEXT  # the request's first statement (db.set_request_context)
 
     def pgbench_script(self) -> str:
         body = "\n".join(s if s.endswith("\\gset") else s + ";" for s in self.statements)
-        return f"{LOOKUP}{self.extra}BEGIN;\n{CONTEXT};\n{body}\nCOMMIT;\n"
+        return f"{LOOKUP}{self.extra}BEGIN;\n{self.context};\n{body}\nCOMMIT;\n"
 
 
 def timeline_statements(*, after: bool) -> list[str]:
@@ -70,15 +83,8 @@ def timeline_statements(*, after: bool) -> list[str]:
         "after_created_at": "after_created_at",
         "after_id": "after_id",
     }
-    listing = bind(sql, [mapping[n] for n in names])
-    statements = [bind(GET_LIVE_VEHICLE, ["vehicle_id"])]
-    statements += list_wrapper(listing)
-    return statements
-
-
-def list_wrapper(listing: str) -> list[str]:
-    """What list_events sends: its preamble, then the list statement."""
-    return [*timeline.LIST_PREAMBLE, listing]
+    # On a ListConn (LIST_CONTEXT); the vehicle is looked up only when the page is empty.
+    return [bind(sql, [mapping[n] for n in names])]
 
 
 def cases() -> list[Case]:
@@ -112,12 +118,14 @@ def cases() -> list[Case]:
             "timeline first page",
             "GET",
             timeline_statements(after=False),
+            context=LIST_CONTEXT,
         ),
         Case(
             "timeline_cursor",
             "timeline page via cursor",
             "GET",
             timeline_statements(after=True),
+            context=LIST_CONTEXT,
         ),
         Case("vehicle_get", "single vehicle GET", "GET", [bind(GET_LIVE_VEHICLE, ["vehicle_id"])]),
         Case(

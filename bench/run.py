@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 
 from app.cli import with_user
-from app.db import SET_REQUEST_CONTEXT, dsn_with
+from app.db import SET_LIST_CONTEXT, dsn_with
 from app.paging import encode_cursor
 from app.timeline import queries as timeline
 from bench import cases as bench_cases
@@ -539,10 +539,8 @@ async def explain_first_page(dsn: str, n: int) -> tuple[str, float]:
         for _ in range(2):
             async with conn.transaction():
                 await conn.execute(
-                    SET_REQUEST_CONTEXT, "authenticated", target["claims"], "5000ms", "2000ms"
+                    SET_LIST_CONTEXT, "authenticated", target["claims"], "5000ms", "2000ms"
                 )
-                for statement in bench_cases.list_wrapper("")[:-2]:
-                    await conn.execute(statement)
                 rows = await conn.fetch(
                     f"explain (analyze, buffers) {sql}", *(values[k] for k in names)
                 )

@@ -40,13 +40,23 @@ returning id, vehicle_id, date, type, miles, payload, notes, created_at, created
 """
 
 # superseded_by: the partial index of corrections (sql/680_timeline.sql) makes this one probe.
-COLUMNS = """
-e.id, e.vehicle_id, e.date, e.type, e.miles, e.payload, e.notes, e.created_at, e.created_by,
-(select c.id from public.vehicle_events c
+SUPERSEDED_BY = """(select c.id from public.vehicle_events c
  where c.tenant_id = e.tenant_id and c.payload ? 'correction_of'
    and (c.payload ->> 'correction_of') = e.id::text
- limit 1) as superseded_by
-"""
+ limit 1)"""
+
+# An event as the API shows it (schemas.Event, same key order), serialized by PostgreSQL: reads
+# hand the text through instead of decoding rows and encoding them again. created_at as pydantic
+# writes it (UTC, `Z`, microseconds only when there are some), so every route writes it alike.
+# `select EVENT_DOC ... from EVENTS` (the lateral is flattened: computed only for returned rows).
+EVENTS = f"""public.vehicle_events e cross join lateral (select
+  e.id, e.vehicle_id, e.date, e.type, e.miles, e.payload, e.notes,
+  to_char(e.created_at at time zone 'UTC',
+          case when date_trunc('second', e.created_at) = e.created_at
+               then 'YYYY-MM-DD"T"HH24:MI:SS"Z"'
+               else 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"' end) as created_at,
+  e.created_by, {SUPERSEDED_BY} as superseded_by) d"""
+EVENT_DOC = "row_to_json(d)::text"
 
 # Events of a deleted vehicle go with it, as every deleted row vanishes from reads.
 LIVE_VEHICLE = """(e.vehicle_id is null or exists (
@@ -54,8 +64,8 @@ LIVE_VEHICLE = """(e.vehicle_id is null or exists (
   where v.tenant_id = e.tenant_id and v.id = e.vehicle_id and v.deleted_at is null))"""
 
 GET = f"""
-select {COLUMNS}
-from public.vehicle_events e
+select {EVENT_DOC}
+from {EVENTS}
 where e.tenant_id = (select public.current_tenant_id()) and e.id = $1 and {LIVE_VEHICLE}
 """  # noqa: S608 - constant fragments only
 
@@ -111,18 +121,13 @@ async def record_reading(conn: asyncpg.Connection, *, vehicle_id: UUID, miles: i
     await conn.execute(RECORD_READING, vehicle_id, miles)
 
 
-async def get_event(conn: asyncpg.Connection, *, event_id: UUID) -> asyncpg.Record | None:
-    return await conn.fetchrow(GET, event_id)
+async def get_event(conn: asyncpg.Connection, *, event_id: UUID) -> str | None:
+    """The event's JSON (schemas.Event), or None."""
+    doc: str | None = await conn.fetchval(GET, event_id)
+    return doc
 
 
 Position = tuple[date, datetime, UUID]
-# Both kinds of sort: an incremental sort over another index is still a sort of the history.
-DISCOURAGE_SORT = (
-    "select set_config('enable_sort', 'off', true), "
-    "set_config('enable_incremental_sort', 'off', true)"
-)
-# What list_events runs before the list statement (tests/test_plans.py explains it the same way).
-LIST_PREAMBLE = (DISCOURAGE_SORT,)
 
 
 def list_sql(
@@ -151,7 +156,7 @@ def list_sql(
         )
     where.append(LIVE_VEHICLE)
     sql = (
-        f"select {COLUMNS} from public.vehicle_events e where "  # noqa: S608 - constants only
+        f"select e.date, e.created_at, e.id, {EVENT_DOC} as doc from {EVENTS} where "  # noqa: S608 - constants only
         + " and ".join(where)
         + f" order by e.date desc, e.created_at desc, e.id desc limit {param('limit', 'int')}"
     )
@@ -184,13 +189,10 @@ async def list_events(
     }
     if after is not None:
         values["after_date"], values["after_created_at"], values["after_id"] = after
-    # RLS's tenant_id = current_tenant_id() is estimated as if independent of vehicle_id, and old
-    # yearly partitions are tiny, so the planner may think a vehicle has a handful of rows and
-    # sort them all; a vehicle's history can be long. The ordered index scan is always right
-    # here, so sorting is discouraged. Transaction-local: the list is the last statement of a
-    # list request's transaction, so the setting ends with it (no `reset`: one round trip less).
-    for statement in LIST_PREAMBLE:
-        await conn.execute(statement)
+    # Run on a ListConn (sorting discouraged, app/db.py LIST_PLANNER): RLS's tenant_id =
+    # current_tenant_id() is estimated as if independent of vehicle_id, and old yearly partitions
+    # are tiny, so the planner may think a vehicle has a handful of rows and sort them all; a
+    # vehicle's history can be long. The ordered index scan is always right here.
     return await conn.fetch(sql, *(values[name] for name in names))
 
 

@@ -3,6 +3,7 @@ corrections, concurrency, idempotency, dates, paging, the feed, reminders, tenan
 
 import asyncio
 import datetime as dt
+import json
 import random
 import uuid
 from typing import Any
@@ -10,7 +11,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.timeline.queries import DISCOURAGE_SORT, list_sql
+from app.db import LIST_PLANNER
+from app.timeline.queries import list_sql
+from app.timeline.schemas import Event
 from tests.helpers import as_user, auth, create_user
 from tests.timeline.support import (
     all_pages,
@@ -53,8 +56,11 @@ async def test_append_answers_201_with_location(
         "missed_previous": False,
     }
 
+    # Reads write the event exactly as the append answered it (PostgreSQL serializes reads).
     got = await client.get(resp.headers["Location"], headers=auth(user))
     assert got.status_code == 200 and got.json() == event
+    listed = await client.get(f"/v1/vehicles/{vid}/timeline", headers=auth(user))
+    assert listed.json() == {"items": [event], "next_cursor": None}
     current = await db.fetchval("select current_mileage from public.vehicles where id = $1", vid)
     assert current == 1200
 
@@ -504,13 +510,68 @@ async def test_first_page_of_a_vehicle_uses_the_keyset_index(db: asyncpg.Pool) -
     sql, names = list_sql(vehicle=True, types=False, from_=False, to=False, after=False)
     assert names == ["vehicle_id", "limit"]
     async with as_user(db, user) as conn:
-        await conn.execute(DISCOURAGE_SORT)  # as list_events does
+        await conn.execute(f"select {LIST_PLANNER}")  # as a ListConn sets it
         plan = "\n".join(r[0] for r in await conn.fetch(f"explain {sql}", vehicles[0], 51))
         assert "Sort" not in plan, plan
         assert "Seq Scan on vehicle_events_" + str(dt.date.today().year) + " e" not in plan, plan
         assert "Index Cond: ((tenant_id = " in plan and "vehicle_id = " in plan, plan
         rows = await conn.fetch(sql, vehicles[0], 51)
     assert len(rows) == 51
-    assert {r["vehicle_id"] for r in rows} == {vehicles[0]}
+    assert {json.loads(r["doc"])["vehicle_id"] for r in rows} == {str(vehicles[0])}
     keys = [(r["date"], r["created_at"], r["id"]) for r in rows]
     assert keys == sorted(keys, reverse=True)
+
+
+async def test_reads_write_created_at_as_the_append_response_does(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """PostgreSQL writes read responses; pydantic writes the append's (schemas.Event). Both write
+    the same text, whether or not the instant has microseconds."""
+    user = await create_user(db)
+    vid = await make_vehicle(db, user)
+    instants = [
+        dt.datetime(2024, 1, 2, 3, 4, 5, 123400, tzinfo=dt.UTC),
+        dt.datetime(2024, 1, 2, 3, 4, 5, 7, tzinfo=dt.UTC),
+        dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+    ]
+    for instant in instants:
+        await db.execute(
+            """insert into public.vehicle_events (tenant_id, vehicle_id, date, type, payload,
+                                                  created_at)
+               values ($1, $2, current_date, 'maintenance', '{"service": "wash"}', $3)""",
+            user.tenant_id,
+            vid,
+            instant,
+        )
+    items = (await client.get(f"/v1/vehicles/{vid}/timeline", headers=auth(user))).json()["items"]
+    written = [item["created_at"] for item in items]
+    as_pydantic = [
+        json.loads(Event.model_validate({**item, "created_at": instant}).model_dump_json())
+        for item, instant in zip(items, instants, strict=True)
+    ]
+    assert written == [e["created_at"] for e in as_pydantic]
+    assert written == [
+        "2024-01-02T03:04:05.123400Z",
+        "2024-01-02T03:04:05.000007Z",
+        "2024-01-02T03:04:05Z",
+    ]
+
+
+async def test_an_empty_page_of_a_live_vehicle_is_200_and_of_a_missing_one_404(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """The route checks the vehicle only when the page comes back empty: both answers hold."""
+    user = await create_user(db)
+    bare, used = await make_vehicle(db, user), await make_vehicle(db, user)
+    await append(client, user, used, miles=10)
+    for path, params in (
+        (f"/v1/vehicles/{bare}/timeline", {}),
+        (f"/v1/vehicles/{used}/timeline", {"type": "inspection"}),
+    ):
+        resp = await client.get(path, params=params, headers=auth(user))
+        assert resp.status_code == 200 and resp.json() == {"items": [], "next_cursor": None}
+    for missing in (uuid.uuid4(), bare):
+        if missing == bare:
+            await db.execute("update public.vehicles set deleted_at = now() where id = $1", bare)
+        resp = await client.get(f"/v1/vehicles/{missing}/timeline", headers=auth(user))
+        assert resp.status_code == 404 and resp.json()["code"] == "not_found"
