@@ -1,5 +1,7 @@
 """Test helpers: users made through the sign-up trigger, connections that act as the app does."""
 
+import datetime as dt
+import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -83,3 +85,17 @@ def token_for(user: User, *, ttl: int = 600, **extra: Any) -> str:
 
 def auth(user: User, **extra: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(user, **extra)}"}
+
+
+def page_events(page: Any) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]]]:
+    """The events of a timeline list_sql row (its `docs`), and their sort keys, typed."""
+    events: list[dict[str, Any]] = json.loads(f"[{page['docs']}]")
+    keys = [
+        (
+            dt.date.fromisoformat(e["date"]),
+            dt.datetime.fromisoformat(e["created_at"]),
+            uuid.UUID(e["id"]),
+        )
+        for e in events
+    ]
+    return events, keys

@@ -11,7 +11,7 @@ from app.auth import CurrentUser
 from app.db import ListConn, TenantConn
 from app.errors import ProblemError, not_found, problem_responses
 from app.idempotency import IdempotencyKey
-from app.paging import Cursor, Limit, Page, decode_cursor, decode_error, page_of
+from app.paging import Cursor, Limit, Page, decode_cursor, decode_error, encode_cursor
 from app.resources import cursor_key, get_live, idempotent_create
 from app.schemas_common import IsoDate
 from app.timeline import queries
@@ -142,30 +142,25 @@ async def _page(
         "to": to.isoformat() if to else None,
     }
     key = cursor_key(request)
-    rows = await queries.list_events(
+    page = await queries.list_events(
         conn,
         vehicle_id=vehicle_id,
         types=list(type_list) if type_list else None,
         from_=from_,
         to=to,
         after=_position(cursor, key, scope),
-        limit=limit + 1,
+        limit=limit + 1,  # the extra row only says whether there is a next page
     )
-    if not rows and vehicle_must_exist and vehicle_id is not None:
+    if page["fetched"] == 0 and vehicle_must_exist and vehicle_id is not None:
         # Events are listed only while their vehicle is live (queries.LIVE_VEHICLE): an empty
         # page is the one case that must ask whether the vehicle is there (404) or just has none.
         await get_live(conn, "vehicles", vehicle_id)
-    items, next_cursor = page_of(
-        rows,
-        limit,
-        key,
-        scope,
-        lambda r: [r["date"].isoformat(), r["created_at"].isoformat(), str(r["id"])],
-    )
-    # Each row's `doc` is the event's JSON, written by PostgreSQL (queries.EVENTS): joined as is.
-    docs = ",".join([r["doc"] for r in items])
-    cursor_json = "null" if next_cursor is None else f'"{next_cursor}"'
-    body = f'{{"items":[{docs}],"next_cursor":{cursor_json}}}'
+    next_cursor = "null"
+    if page["fetched"] > limit:
+        position = [page["last_date"].isoformat(), page["last_created_at"].isoformat()]
+        next_cursor = f'"{encode_cursor(key, scope, [*position, str(page["last_id"])])}"'
+    # The events' JSON, written and joined by PostgreSQL (queries.list_sql): passed through.
+    body = f'{{"items":[{page["docs"]}],"next_cursor":{next_cursor}}}'
     return Response(body, media_type="application/json")
 
 
