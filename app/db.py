@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,6 +31,37 @@ LIST_PLANNER = (
     "set_config('enable_sort', 'off', true), set_config('enable_incremental_sort', 'off', true)"
 )
 SET_LIST_CONTEXT = f"{SET_REQUEST_CONTEXT.rstrip()},\n       {LIST_PLANNER}\n"
+_PARAM = re.compile(r"\$(\d)")
+
+
+def _escape_string(value: str) -> str:
+    """An SQL escape-string literal (E'...': its meaning does not hang on
+    standard_conforming_strings). Only printable ASCII is taken, all that json.dumps writes."""
+    if not (value.isascii() and value.isprintable()):
+        raise ValueError("only printable ASCII is written into SQL text")
+    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _context_values(
+    role: str, claims: dict[str, Any] | None, settings: Settings
+) -> tuple[str, str, str, str]:
+    return (
+        role,
+        json.dumps(claims) if claims is not None else "",
+        f"{settings.db_statement_timeout_ms}ms",
+        f"{settings.db_lock_timeout_ms}ms",
+    )
+
+
+def begin_with_context(
+    *, role: str, claims: dict[str, Any] | None, settings: Settings, keyset_list: bool = False
+) -> str:
+    """BEGIN and the request's context as one simple-query message: one round trip where BEGIN
+    and a bound statement take two, on every request. The values are written as literals, in one
+    pass over the constant statement (a value is never scanned again)."""
+    literals = [_escape_string(v) for v in _context_values(role, claims, settings)]
+    context = SET_LIST_CONTEXT if keyset_list else SET_REQUEST_CONTEXT
+    return "begin;" + _PARAM.sub(lambda m: literals[int(m.group(1)) - 1], context)
 
 
 def dsn_with(dsn: str, *, database: str) -> str:
@@ -81,10 +113,7 @@ async def set_request_context(
     """Must be the first statement of the request's transaction."""
     await conn.execute(
         SET_LIST_CONTEXT if keyset_list else SET_REQUEST_CONTEXT,
-        role,
-        json.dumps(claims) if claims is not None else "",
-        f"{settings.db_statement_timeout_ms}ms",
-        f"{settings.db_lock_timeout_ms}ms",
+        *_context_values(role, claims, settings),
     )
 
 
@@ -124,28 +153,21 @@ async def _transaction(
     # The proxy forwards every Connection method; queries are typed against Connection.
     conn = cast(asyncpg.Connection, proxy)
     try:
-        tx = conn.transaction()
-        await tx.start()
+        claims = dict(identity.claims)
+        tenant_id: uuid.UUID | None = identity.tenant_id
+        request.state.user_id = str(identity.user_id) if identity.user_id else None
+        if tenant and tenant_id is not None:
+            claims["tenant_id"] = str(tenant_id)
+        await conn.execute(
+            begin_with_context(role=role, claims=claims, settings=settings, keyset_list=keyset_list)
+        )
         try:
-            claims = dict(identity.claims)
-            tenant_id: uuid.UUID | None = identity.tenant_id
-            request.state.user_id = str(identity.user_id) if identity.user_id else None
-            if tenant:
-                if tenant_id is not None:
-                    claims["tenant_id"] = str(tenant_id)
-                await set_request_context(
-                    conn, role=role, claims=claims, settings=settings, keyset_list=keyset_list
-                )
+            if tenant and tenant_id is None:
+                # No tenant in the token: the caller's profile decides (as RLS would).
+                tenant_id = await conn.fetchval(RESOLVE_TENANT)
                 if tenant_id is None:
-                    # No tenant in the token: the caller's profile decides (as RLS would).
-                    tenant_id = await conn.fetchval(RESOLVE_TENANT)
-                    if tenant_id is None:
-                        raise no_tenant()
-                    claims["tenant_id"] = str(tenant_id)
-                    await set_request_context(
-                        conn, role=role, claims=claims, settings=settings, keyset_list=keyset_list
-                    )
-            else:
+                    raise no_tenant()
+                claims["tenant_id"] = str(tenant_id)
                 await set_request_context(
                     conn, role=role, claims=claims, settings=settings, keyset_list=keyset_list
                 )
@@ -154,13 +176,13 @@ async def _transaction(
         except BaseException:
             if not conn.is_closed():
                 try:
-                    await tx.rollback()
+                    await conn.execute("rollback")
                 except Exception as exc:  # the original error matters more
                     _log.warning("rollback failed: %s", type(exc).__name__)
             raise
         else:
             # Before the response is sent (scope="function"): a failed commit is the client's error.
-            await tx.commit()
+            await conn.execute("commit")
     finally:
         await pool.release(proxy)
 

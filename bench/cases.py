@@ -71,7 +71,10 @@ class Case:
 
     def pgbench_script(self) -> str:
         body = "\n".join(s if s.endswith("\\gset") else s + ";" for s in self.statements)
-        return f"{LOOKUP}{self.extra}BEGIN;\n{self.context};\n{body}\nCOMMIT;\n"
+        # The API sends BEGIN and the context as one message (db.begin_with_context): one round
+        # trip, as the two pipelined here.
+        begin = f"\\startpipeline\nBEGIN;\n{self.context};\n\\endpipeline\n"
+        return f"{LOOKUP}{self.extra}{begin}{body}\nCOMMIT;\n"
 
 
 def timeline_statements(*, after: bool) -> list[str]:

@@ -111,6 +111,29 @@ async def test_the_database_sees_exactly_the_verified_claims(
     assert seen["tenant_id"] == str(user.tenant_id)
 
 
+async def test_claims_the_user_controls_reach_the_database_verbatim(
+    settings: Settings, db: asyncpg.Pool
+) -> None:
+    """The context is written into the BEGIN message as literals: quotes, backslashes, the
+    statement's own `$n` markers, SQL and non-ASCII text in user-editable metadata arrive as
+    data, byte for byte, and change nothing else."""
+    user = await create_user(db)
+    hostile = {
+        "name": "O'Brien \\'; reset role; select 1 --",
+        "quote": "$1 $2 $$ E'\\x27' ''",
+        "text": "Zürich \u2028 \\ \"",
+        "nested": [{"k": "'); drop table public.vehicles; --"}],
+    }
+    payload = claims(user.id, issuer=None, email=user.email, user_metadata=hostile)
+    async with probe_client(settings) as c:
+        resp = await c.get("/test/context", headers=bearer(hs256(payload)))
+    assert resp.status_code == 200, resp.text
+    seen = resp.json()
+    assert seen["claims"] == {**payload, "tenant_id": str(user.tenant_id)}
+    assert seen["role"] == "authenticated" and seen["tenant_id"] == str(user.tenant_id)
+    assert await db.fetchval("select to_regclass('public.vehicles')") is not None
+
+
 async def test_service_connection_runs_as_service_role(
     settings: Settings, db: asyncpg.Pool
 ) -> None:
