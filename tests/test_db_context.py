@@ -121,7 +121,7 @@ async def test_claims_the_user_controls_reach_the_database_verbatim(
     hostile = {
         "name": "O'Brien \\'; reset role; select 1 --",
         "quote": "$1 $2 $$ E'\\x27' ''",
-        "text": "Zürich \u2028 \\ \"",
+        "text": 'Zürich \u2028 \\ "',
         "nested": [{"k": "'); drop table public.vehicles; --"}],
     }
     payload = claims(user.id, issuer=None, email=user.email, user_metadata=hostile)
