@@ -73,6 +73,13 @@ class Identity:
 
 
 @dataclass(frozen=True)
+class UserIdentity(Identity):
+    """An `authenticated` user's identity: always a user id (the token's `sub`)."""
+
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True)
 class VerifyingKey:
     kid: str | None
     algorithm: str
@@ -404,7 +411,7 @@ def identity_for(claims: Mapping[str, Any], *, role: str) -> Identity:
     if role == ROLE_SERVICE:
         user_id = _user_id(claims) if claims.get("sub") is not None else None
         return Identity(user_id=user_id, role=role, tenant_id=None, claims=claims)
-    return Identity(
+    return UserIdentity(
         user_id=_user_id(claims),
         role=role,
         tenant_id=tenant_from_claims(claims),
@@ -484,9 +491,11 @@ def _identity(claims: dict[str, Any], role: str) -> Identity:
 
 async def require_user(
     claims: Annotated[dict[str, Any], Depends(verified_claims)],
-) -> Identity:
+) -> UserIdentity:
     """An `authenticated` user's token (tenant routes)."""
-    return _identity(claims, ROLE_AUTHENTICATED)
+    identity = _identity(claims, ROLE_AUTHENTICATED)
+    assert isinstance(identity, UserIdentity)  # identity_for makes one for this role
+    return identity
 
 
 async def require_service(
@@ -496,7 +505,7 @@ async def require_service(
     return _identity(claims, ROLE_SERVICE)
 
 
-CurrentUser = Annotated[Identity, Depends(require_user)]
+CurrentUser = Annotated[UserIdentity, Depends(require_user)]
 ServiceIdentity = Annotated[Identity, Depends(require_service)]
 
 

@@ -64,6 +64,37 @@ async def read_one(
     return with_etag(response, await get_live(conn, table, resource_id), model)
 
 
+async def locked_for_change(
+    conn: asyncpg.Connection, table: str, resource_id: UUID, if_match: str | None
+) -> asyncpg.Record:
+    """The live row, locked until the transaction ends, if it still matches If-Match (412)."""
+    current = await get_live(conn, table, resource_id, lock=True)
+    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    return current
+
+
+async def apply_changes(
+    conn: asyncpg.Connection, table: str, resource_id: UUID, changes: Mapping[str, Any]
+) -> asyncpg.Record:
+    """The fields the client sent, on a row this transaction has locked; the row as it is now
+    (re-read when nothing changed: a trigger may have changed it meanwhile)."""
+    if not changes:
+        row = await conn.fetchrow(
+            f"select * from public.{table} where id = $1",  # noqa: S608 - table is a constant
+            resource_id,
+        )
+    else:
+        columns = list(changes)
+        assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(columns, start=2))
+        row = await conn.fetchrow(
+            f"update public.{table} set {assignments} where id = $1 returning *",  # noqa: S608
+            resource_id,
+            *changes.values(),
+        )
+    assert row is not None  # locked by this transaction: still there
+    return row
+
+
 async def patch_row(
     conn: asyncpg.Connection,
     table: str,
@@ -72,26 +103,16 @@ async def patch_row(
     if_match: str | None,
 ) -> asyncpg.Record:
     """Apply the fields the client sent, if the row still matches If-Match."""
-    current = await get_live(conn, table, resource_id, lock=True)
-    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    current = await locked_for_change(conn, table, resource_id, if_match)
     if not changes:
         return current
-    columns = list(changes)
-    assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(columns, start=2))
-    row = await conn.fetchrow(
-        f"update public.{table} set {assignments} where id = $1 returning *",  # noqa: S608
-        resource_id,
-        *changes.values(),
-    )
-    assert row is not None
-    return row
+    return await apply_changes(conn, table, resource_id, changes)
 
 
 async def soft_delete(
     conn: asyncpg.Connection, table: str, resource_id: UUID, if_match: str | None
 ) -> None:
-    current = await get_live(conn, table, resource_id, lock=True)
-    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    await locked_for_change(conn, table, resource_id, if_match)
     await conn.execute(
         f"update public.{table} set deleted_at = now() where id = $1",  # noqa: S608
         resource_id,
@@ -112,14 +133,12 @@ async def idempotent_create(
     request: Request,
     conn: asyncpg.Connection,
     *,
-    user_id: UUID | None,
+    user_id: UUID,
     key: str | None,
     body: BaseModel,
     create: Callable[[], Awaitable[JSONResponse]],
 ) -> JSONResponse:
     """Run `create` once per Idempotency-Key; a retry gets the first response back."""
-    if user_id is None:  # pragma: no cover - tenant routes always have a user
-        raise not_found()
     fingerprint = request_hash(request.method, request.url.path, body.model_dump(mode="json"))
     replay = await replay_or_claim(conn, key=key, user_id=user_id, fingerprint=fingerprint)
     if replay is not None:

@@ -97,7 +97,7 @@ create index if not exists vehicles_tenant_garage_idx on public.vehicles (tenant
 create table if not exists public.vehicle_events (
   id uuid not null default gen_random_uuid(),
   date date not null
-    -- The upper bound (two days ahead: "tomorrow" in any timezone) is enforced by trigger.
+    -- The upper bound (tomorrow in the vehicle's timezone) is enforced by trigger.
     constraint vehicle_events_date_check check (date >= date '1900-01-01'),
   tenant_id uuid not null default public.current_tenant_id()
     references public.tenants (id) on delete cascade,

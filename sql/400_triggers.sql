@@ -272,6 +272,7 @@ $$;
 create or replace function private.tg_vehicle_events_before_insert() returns trigger
 language plpgsql security definer set search_path = '' as $$
 declare
+  v_tomorrow date;
   v_corr uuid;
   v_target record;
   v_existing uuid;
@@ -280,10 +281,15 @@ begin
   perform private.assert_row_tenant(new.tenant_id, 'vehicle_events');
   perform private.validate_event_payload(new.type, new.miles, new.payload);
 
-  if new.date > current_date + 2 then
+  -- The API's rule: up to tomorrow in the vehicle's timezone (UTC's without a vehicle).
+  v_tomorrow := (pg_catalog.now() at time zone coalesce(
+      (select v.timezone from public.vehicles v
+       where v.tenant_id = new.tenant_id and v.id = new.vehicle_id), 'UTC'))::date + 1;
+  if new.date > v_tomorrow then
     raise exception using errcode = '23514', constraint = 'vehicle_events_date_check',
       message = 'date_out_of_range',
-      detail = pg_catalog.format('event date %s is after %s', new.date, current_date + 2);
+      detail = pg_catalog.format('event date %s is after %s (tomorrow in the vehicle''s timezone)',
+                                 new.date, v_tomorrow);
   end if;
   new.created_by := coalesce(new.created_by, auth.uid());
 

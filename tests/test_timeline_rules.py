@@ -300,7 +300,26 @@ async def test_dates_are_bounded(db: asyncpg.Pool, user: User, vehicle: uuid.UUI
         assert err.constraint_name == "vehicle_events_date_check"
         err = await expect(conn, INSERT_EVENT, vehicle, dt.date(1899, 12, 31), "odometer", 10, {})
         assert err.sqlstate == "23514"
-        await add_event(conn, vehicle, day(1), "odometer", 10)  # tomorrow: accepted
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "Pacific/Pago_Pago", None])
+async def test_the_latest_date_is_tomorrow_in_the_vehicles_timezone(
+    db: asyncpg.Pool, user: User, zone: str | None
+) -> None:
+    """The API's rule, for direct SQL too: UTC+14 and UTC-11 are up to two days apart; an
+    event without a vehicle goes by UTC."""
+    vehicle = await make_vehicle(db, user, timezone=zone) if zone else None
+    today: dt.date = await db.fetchval("select (now() at time zone $1)::date", zone or "UTC")
+    tomorrow = today + dt.timedelta(days=1)
+    kind, payload = ("odometer", {}) if vehicle else ("document", {"kind": "insurance"})
+    miles = 10 if vehicle else None
+    async with as_user(db, user) as conn:
+        err = await expect(
+            conn, INSERT_EVENT, vehicle, tomorrow + dt.timedelta(days=1), kind, miles, payload
+        )
+        assert err.sqlstate == "23514" and err.message == "date_out_of_range"
+        assert f"after {tomorrow.isoformat()}" in (err.detail or "")
+        await add_event(conn, vehicle, tomorrow, kind, miles, payload)
 
 
 # Odometer and corrections ------------------------------------------------------------------

@@ -6,7 +6,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Response
 
-from app.auth import CurrentUser, Identity
+from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import not_found, problem_responses
 from app.etag import IfMatch, check_if_match, etag_of
@@ -34,12 +34,6 @@ def _me(row: asyncpg.Record | None, response: Response) -> MeOut:
     return MeOut(**data)
 
 
-def _uid(user: Identity) -> UUID:
-    if user.user_id is None:  # pragma: no cover - require_user guarantees a sub
-        raise not_found()
-    return user.user_id
-
-
 async def _tenant_id(conn: asyncpg.Connection) -> UUID:
     # The tenant the transaction runs as (claim, app_metadata or profile), resolved by the
     # dependency and visible to the database: the one RLS enforces.
@@ -52,7 +46,7 @@ async def _tenant_id(conn: asyncpg.Connection) -> UUID:
 @router.get("/me", summary="Your profile", response_model=MeOut, responses=ERRORS)
 async def get_me(user: CurrentUser, conn: TenantConn, response: Response) -> MeOut:
     """Your profile (from the token's `sub`) and the tenant it belongs to, with its `ETag`."""
-    return _me(await queries.get_me(conn, user_id=_uid(user)), response)
+    return _me(await queries.get_me(conn, user_id=user.user_id), response)
 
 
 @router.patch(
@@ -69,12 +63,12 @@ async def patch_me(
     Any other field, including server-owned ones such as `id`, `email` or `tenant_id`, is a 422.
     An empty body changes nothing. With `If-Match`, refused (412) if the profile changed.
     """
-    current = await queries.get_me(conn, user_id=_uid(user))
+    current = await queries.get_me(conn, user_id=user.user_id)
     if current is not None:
         check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
     if "name" not in body.model_fields_set:
         return _me(current, response)
-    return _me(await queries.update_me_name(conn, user_id=_uid(user), name=body.name), response)
+    return _me(await queries.update_me_name(conn, user_id=user.user_id, name=body.name), response)
 
 
 @router.get("/tenant", summary="Your tenant", response_model=TenantFull, responses=ERRORS)

@@ -12,19 +12,19 @@ from fastapi.responses import JSONResponse
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import ProblemError, not_found, problem_responses
-from app.etag import IfMatch, check_if_match, etag_of
+from app.etag import IfMatch
 from app.idempotency import IdempotencyKey
 from app.paging import Cursor, Limit, Page, page_of
 from app.reminders import queries
 from app.reminders.due import due_state
 from app.reminders.schemas import Reminder, ReminderCreate, ReminderUpdate, Status
 from app.resources import (
+    apply_changes,
     created,
     cursor_key,
-    get_live,
     idempotent_create,
+    locked_for_change,
     newest_first_position,
-    patch_row,
     set_etag,
     soft_delete,
 )
@@ -188,14 +188,14 @@ async def patch_reminder(
     reminder must keep a `due_date` or a `due_mileage` (422 otherwise).
     """
     changes = body.changes()
-    current = await get_live(conn, TABLE, reminder_id, lock=True)
-    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    current = await locked_for_change(conn, TABLE, reminder_id, if_match)
     if "status" in changes:  # the database refuses a change a status cannot make (MM007)
         changes["status"] = Status(changes["status"]).value
     merged = {**dict(current), **changes}
     if merged["due_date"] is None and merged["due_mileage"] is None:
         raise _needs_due_point()
-    await patch_row(conn, TABLE, reminder_id, changes, if_match)
+    if changes:
+        await apply_changes(conn, TABLE, reminder_id, changes)
     row = await _read(conn, reminder_id)
     set_etag(response, row)
     return Reminder.model_validate(row)

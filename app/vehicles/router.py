@@ -9,17 +9,17 @@ from fastapi.responses import JSONResponse
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import ProblemError, problem_responses
-from app.etag import IfMatch, check_if_match, etag_of
+from app.etag import IfMatch
 from app.idempotency import IdempotencyKey
 from app.paging import Cursor, Limit, Page
 from app.resources import (
+    apply_changes,
     created,
     cursor_key,
-    get_live,
     idempotent_create,
+    locked_for_change,
     newest_first_page,
     newest_first_position,
-    patch_row,
     read_one,
     soft_delete,
     with_etag,
@@ -149,15 +149,14 @@ async def patch_vehicle(
     Duplicate VIN or plate → 409; a `garage_id` that is not one of your garages → 422.
     """
     changes = body.changes()
-    current = await get_live(conn, TABLE, vehicle_id, lock=True)
-    check_if_match(if_match, etag_of(current["id"], current["updated_at"]))
+    current = await locked_for_change(conn, TABLE, vehicle_id, if_match)
     mileage = changes.pop("current_mileage", None)
     floor = current["current_mileage"]
     if mileage is not None and floor is not None and mileage < floor:
         raise mileage_decrease(floor)
     if mileage is not None and mileage != floor:
         await record_reading(conn, vehicle_id=vehicle_id, miles=mileage)
-    row = await patch_row(conn, TABLE, vehicle_id, changes, None)
+    row = await apply_changes(conn, TABLE, vehicle_id, changes)
     return with_etag(response, row, Vehicle)
 
 
