@@ -3,7 +3,10 @@
 import asyncio
 import contextlib
 import json
+import os
+import shutil
 import signal
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,7 +15,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import typer
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
+from uvicorn.supervisors import Multiprocess
 
 from app import schema
 from app.config import Settings, get_settings
@@ -109,6 +114,9 @@ def db_status() -> None:
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="Port to listen on."),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="Worker processes (default: WEB_CONCURRENCY, else 1)."
+    ),
 ) -> None:
     """Run the API. Without DATABASE_URL, starts the embedded PostgreSQL and installs the schema."""
     from app.main import create_app
@@ -117,11 +125,47 @@ def serve(
     configure_logging(rt.settings)
     if not rt.settings.database_url:
         asyncio.run(_init(rt))
-    app = create_app(rt.settings, database_url=rt.api_dsn)
+    workers = workers or rt.settings.web_concurrency
+    if workers == 1:
+        app = create_app(rt.settings, database_url=rt.api_dsn)
+        config = uvicorn.Config(
+            app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30
+        )
+        GracefulServer(config).run()
+        return
+    # Workers are new processes that build the app from the environment: hand them what this
+    # process resolved (the embedded server's address, its dev secret), and a directory where
+    # their metrics meet, so /metrics answers for all of them whichever one is asked.
+    os.environ["DATABASE_URL"] = rt.api_dsn
+    secret = rt.settings.supabase_jwt_secret
+    if secret is not None:
+        os.environ["SUPABASE_JWT_SECRET"] = secret.get_secret_value()
+    own_metrics_dir = "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+    if own_metrics_dir:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="motomind-metrics-")
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, timeout_graceful_shutdown=30
+        "app.cli:worker_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        timeout_graceful_shutdown=30,
     )
-    GracefulServer(config).run()
+    try:
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    finally:
+        if own_metrics_dir:
+            shutil.rmtree(os.environ["PROMETHEUS_MULTIPROC_DIR"], ignore_errors=True)
+
+
+def worker_app() -> FastAPI:
+    """The app as one of `serve --workers N`'s processes builds it (uvicorn calls this)."""
+    from app.main import create_app
+
+    settings = get_settings()
+    configure_logging(settings)
+    return create_app(settings)
 
 
 async def _ensure_user(rt: Runtime, email: str, tenant_id: uuid.UUID | None) -> tuple[str, str]:

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["json", "console"] | None = None
     cors_allow_origins: str = ""
+    # API worker processes for `motomind serve` (the name uvicorn and gunicorn read).
+    web_concurrency: int = Field(default=1, ge=1, le=64)
 
     @field_validator("supabase_url")
     @classmethod

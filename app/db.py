@@ -15,6 +15,7 @@ from fastapi import Depends, Request
 from app.auth import Identity, require_service, require_user
 from app.config import Settings
 from app.errors import RETRY_AFTER_S, ProblemError
+from app.observability import record_pool, worker_metrics_dir
 
 # One statement, bind parameters, transaction-local (PostgREST's txVarQuery): the role, the
 # verified claims RLS reads, and the limits (role-level settings do not apply after SET ROLE).
@@ -31,6 +32,7 @@ LIST_PLANNER = (
     "set_config('enable_sort', 'off', true), set_config('enable_incremental_sort', 'off', true)"
 )
 SET_LIST_CONTEXT = f"{SET_REQUEST_CONTEXT.rstrip()},\n       {LIST_PLANNER}\n"
+SHARED_METRICS = worker_metrics_dir() is not None
 _PARAM = re.compile(r"\$(\d)")
 
 
@@ -150,6 +152,8 @@ async def _transaction(
         proxy = await pool.acquire(timeout=settings.db_pool_timeout_s)
     except TimeoutError:
         raise pool_exhausted() from None
+    if SHARED_METRICS:  # other workers may answer /metrics: keep this one's gauges current
+        record_pool(pool)
     # The proxy forwards every Connection method; queries are typed against Connection.
     conn = cast(asyncpg.Connection, proxy)
     try:
@@ -185,6 +189,8 @@ async def _transaction(
             await conn.execute("commit")
     finally:
         await pool.release(proxy)
+        if SHARED_METRICS:
+            record_pool(pool)
 
 
 async def tenant_connection(

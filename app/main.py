@@ -3,6 +3,7 @@
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from prometheus_client import multiprocess
 
 from app import maintenance, schema
 from app.auth import TokenVerifier
@@ -24,6 +26,7 @@ from app.observability import (
     HeaderSizeLimitMiddleware,
     RequestContextMiddleware,
     metrics_endpoint,
+    worker_metrics_dir,
 )
 from app.retry import RetryMiddleware
 from app.routers import ROUTERS
@@ -117,6 +120,8 @@ def create_app(
                 await pool.close()
             finally:
                 await http.aclose()
+                if worker_metrics_dir() is not None:  # this worker's gauges end with it
+                    multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
     app = FastAPI(
         title="MotoMind API",

@@ -1,6 +1,7 @@
 """Logs (structlog: JSON in production, readable in a terminal), request ids, metrics."""
 
 import logging
+import os
 import re
 import sys
 import time
@@ -9,7 +10,15 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,8 +37,11 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-POOL_IN_USE = Gauge("motomind_db_pool_in_use", "Database connections checked out")
-POOL_SIZE = Gauge("motomind_db_pool_size", "Database connections open")
+# Summed over the live worker processes when there are several (`serve --workers`).
+POOL_IN_USE = Gauge(
+    "motomind_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum"
+)
+POOL_SIZE = Gauge("motomind_db_pool_size", "Database connections open", multiprocess_mode="livesum")
 JWKS_FETCHES = Counter("motomind_jwks_fetches_total", "JWKS fetches", ["outcome"])
 MAINTENANCE_RUNS = Counter(
     "motomind_maintenance_runs_total", "In-app maintenance runs", ["job", "outcome"]
@@ -226,9 +238,22 @@ class HeaderSizeLimitMiddleware:
         await self.app(scope, receive, send)
 
 
+def worker_metrics_dir() -> str | None:
+    """Where the worker processes of `serve --workers N` write their metrics (None: one process)."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def record_pool(pool: Any) -> None:
+    POOL_SIZE.set(pool.get_size())
+    POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
+
+
 async def metrics_endpoint(request: Request) -> Response:
     pool = getattr(getattr(request.app.state, "motomind", None), "pool", None)
     if pool is not None:
-        POOL_SIZE.set(pool.get_size())
-        POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        record_pool(pool)
+    if worker_metrics_dir() is None:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import psutil
 
 from app.cli import with_user
 from app.db import SET_LIST_CONTEXT, dsn_with
@@ -89,6 +90,22 @@ def machine_busy_s() -> float:
     values = [int(v) for v in fields]
     idle = values[3] + values[4]
     return (sum(values[:8]) - idle) / CLK_TCK
+
+
+def api_pids(pid: int) -> list[int]:
+    """`motomind serve` and, with --workers, its worker processes."""
+    with contextlib.suppress(psutil.Error):
+        return [pid, *(c.pid for c in psutil.Process(pid).children(recursive=True))]
+    return [pid]
+
+
+def api_cpu_s(pid: int) -> float:
+    return sum(proc_cpu_s(p) for p in api_pids(pid))
+
+
+def api_peak_rss_mb(pid: int) -> float:
+    """The largest peak resident size among the API's processes."""
+    return max(vm_kb(p, "VmHWM") for p in api_pids(pid)) / 1024
 
 
 def vm_kb(pid: int, key: str) -> int:
@@ -222,8 +239,9 @@ def first_target_vars(dsn: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def api_server(
-    dsn: str, port: int, pool: int, extra_env: dict[str, str]
+    dsn: str, port: int, pool: int, workers: int, extra_env: dict[str, str]
 ) -> Iterator[subprocess.Popen[bytes]]:
+    """`motomind serve` with `workers` processes sharing `pool` connections."""
     env = {
         **os.environ,
         "DATABASE_URL": with_user(dsn, "authenticator"),
@@ -232,8 +250,9 @@ def api_server(
         # Access lines are INFO: at WARNING they are not written (not measured).
         "LOG_LEVEL": "WARNING",
         "LOG_FORMAT": "json",
-        "DB_POOL_MIN": str(pool),
-        "DB_POOL_MAX": str(pool),
+        "WEB_CONCURRENCY": str(workers),
+        "DB_POOL_MIN": str(max(1, pool // workers)),
+        "DB_POOL_MAX": str(max(1, pool // workers)),
         **extra_env,
     }
     env.pop("SUPABASE_URL", None)
@@ -422,7 +441,7 @@ def run_wrk(
         api_cpu=100 * (after["api"] - before["api"]) / elapsed,
         gen_cpu=100 * gen_cpu / elapsed,
         machine_busy=100 * (after["busy"] - before["busy"]) / elapsed / (os.cpu_count() or 1),
-        api_rss_peak_mb=vm_kb(api_pid, "VmHWM") / 1024,
+        api_rss_peak_mb=api_peak_rss_mb(api_pid),
     )
 
 
@@ -430,7 +449,7 @@ def _sample(api_pid: int | None) -> dict[str, float]:
     return {
         "t": time.monotonic(),
         "pg": postgres_cpu_s(),
-        "api": proc_cpu_s(api_pid) if api_pid else 0.0,
+        "api": api_cpu_s(api_pid) if api_pid else 0.0,
         "busy": machine_busy_s(),
     }
 
@@ -480,7 +499,7 @@ def side_by_side(args: argparse.Namespace, work: Path) -> None:
     selected = [c for c in bench_cases.cases() if wanted is None or c.name in wanted]
     results: list[Result] = []
     extra_env = dict(kv.split("=", 1) for kv in args.api_env)
-    with api_server(dsn, args.port, args.pool, extra_env) as api:
+    with api_server(dsn, args.port, args.pool, args.workers, extra_env) as api:
         for case in selected:
             print(f"== {case.title}", flush=True)
             for side in ("pgbench", "api"):
@@ -512,11 +531,12 @@ def side_by_side(args: argparse.Namespace, work: Path) -> None:
                     f"p99 {r.p99_ms:6.2f} ms  errors {r.errors}",
                     flush=True,
                 )
-        rss = vm_kb(api.pid, "VmHWM") / 1024
+        rss = api_peak_rss_mb(api.pid)
     print()
     print(
         f"machine: {machine()}; {shape.total_events:,} events ({shape}); concurrency "
-        f"{args.connections}; {args.duration}s per side; API pool {args.pool}; "
+        f"{args.connections}; {args.duration}s per side; API {args.workers} worker(s), pool "
+        f"{args.pool} in all; "
         f"API peak RSS {rss:.0f} MB"
     )
     print(table(results))
@@ -567,7 +587,7 @@ def scale(args: argparse.Namespace, work: Path) -> None:
         plan, took = asyncio.run(explain_first_page(dsn, ntargets // 2))
         (OUT_DIR / f"plan-{name}.txt").write_text(plan)
         print(plan, flush=True)
-        with api_server(dsn, args.port, args.pool, {}) as api:
+        with api_server(dsn, args.port, args.pool, args.workers, {}) as api:
             pg1 = run_pgbench(
                 first,
                 dsn,
@@ -624,7 +644,10 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=15, help="seconds per side and case")
     parser.add_argument("--warmup", type=int, default=3, help="seconds before each measurement")
     parser.add_argument("--connections", type=int, default=8, help="concurrency of both sides")
-    parser.add_argument("--pool", type=int, default=8, help="the API's pool size")
+    parser.add_argument("--pool", type=int, default=8, help="the API's connections, in all")
+    parser.add_argument(
+        "--workers", type=int, default=2, help="API worker processes (one per core here)"
+    )
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--cases", help="comma-separated subset of the cases")
     parser.add_argument("--api-env", action="append", default=[], help="KEY=VALUE for the API")

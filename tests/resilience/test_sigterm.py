@@ -1,10 +1,7 @@
 """`motomind serve` gets SIGTERM with requests in flight: they finish, then it exits 0."""
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -12,8 +9,7 @@ import asyncpg
 import httpx
 import pytest
 
-from app.cli import with_user
-from tests.helpers import TEST_JWT_SECRET, auth, create_user
+from tests.helpers import auth, create_user
 from tests.pgbouncer import free_port
 from tests.resilience.support import (
     Outcome,
@@ -22,38 +18,9 @@ from tests.resilience.support import (
     timed,
     waiting_on_locks,
 )
+from tests.serve_process import serve_env, start_serve, tail, wait_ready
 
 IN_FLIGHT = 6
-
-
-def _tail(log: Path) -> str:
-    return log.read_text()[-3000:]
-
-
-def _start_serve(port: int, env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "app", "serve", "--port", str(port)],
-            env=env,
-            cwd=cwd,  # no stray .env
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
-async def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    async with httpx.AsyncClient(timeout=2) as client:
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, f"serve exited early:\n{_tail(log)}"
-            try:
-                if (await client.get(f"{url}/readyz")).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"serve did not become ready:\n{_tail(log)}")
 
 
 async def _not_serving_new_requests(url: str) -> str:
@@ -81,23 +48,11 @@ async def test_sigterm_drains_requests_in_flight(
     user = await create_user(db)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("DATABASE_", "SUPABASE_", "DB_", "JWT_", "MOTOMIND_"))
-    }
-    env.update(
-        DATABASE_URL=with_user(database_url, "authenticator"),
-        SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
-        DB_LOCK_TIMEOUT_MS="10000",
-        DB_STATEMENT_TIMEOUT_MS="20000",
-        MAINTENANCE_SCHEDULER="false",
-        LOG_FORMAT="json",
-    )
+    env = serve_env(database_url, DB_LOCK_TIMEOUT_MS="10000", DB_STATEMENT_TIMEOUT_MS="20000")
     log = tmp_path / "serve.log"
-    proc = _start_serve(port, env, tmp_path, log)
+    proc = start_serve(port, env, tmp_path, log)
     try:
-        await _wait_ready(url, proc, log)
+        await wait_ready(url, proc, log)
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             async with table_lock(database_url, "public.garages") as owner:
                 requests = [
@@ -130,7 +85,7 @@ async def test_sigterm_drains_requests_in_flight(
             done: list[Outcome] = await asyncio.wait_for(asyncio.gather(*requests), timeout=30)
         assert sorted(o.status or 0 for o in done) == [200] * 3 + [201] * 3, describe(done)
         code = await asyncio.to_thread(proc.wait, 30)
-        assert code == 0, _tail(log)
+        assert code == 0, tail(log)
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -1,0 +1,62 @@
+"""`motomind serve` as a real process, for the tests that need one (signals, workers)."""
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from app.cli import with_user
+from tests.helpers import TEST_JWT_SECRET
+
+
+def serve_env(database_url: str, **extra: str) -> dict[str, str]:
+    """This process's environment without our settings, pointed at the test database."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("DATABASE_", "SUPABASE_", "DB_", "JWT_", "MOTOMIND_", "WEB_"))
+    }
+    env.update(
+        DATABASE_URL=with_user(database_url, "authenticator"),
+        SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
+        MAINTENANCE_SCHEDULER="false",
+        LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+def tail(log: Path) -> str:
+    return log.read_text()[-3000:]
+
+
+def start_serve(
+    port: int, env: dict[str, str], cwd: Path, log: Path, *args: str
+) -> subprocess.Popen[bytes]:
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "app", "serve", "--port", str(port), *args],
+            env=env,
+            cwd=cwd,  # no stray .env
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(timeout=2) as client:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, f"serve exited early:\n{tail(log)}"
+            try:
+                if (await client.get(f"{url}/readyz")).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"serve did not become ready:\n{tail(log)}")
