@@ -124,10 +124,9 @@ create index if not exists vehicle_events_tenant_keyset_idx
   on public.vehicle_events (tenant_id, date desc, created_at desc, id desc);
 create index if not exists vehicle_events_vehicle_date_idx
   on public.vehicle_events (vehicle_id, date desc);
+-- JSONB payload search (the design's; no route searches payloads yet).
 create index if not exists vehicle_events_payload_idx
   on public.vehicle_events using gin (payload);
-create index if not exists vehicle_events_correction_of_idx
-  on public.vehicle_events ((payload ->> 'correction_of'));
 
 create table if not exists public.vehicle_images (
   id uuid primary key default gen_random_uuid(),

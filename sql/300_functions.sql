@@ -237,6 +237,19 @@ end
 $$;
 revoke all on function private.validate_event_payload(text, int, jsonb) from public;
 
+-- The event that corrects an event (payload.correction_of = its id), if any: what "superseded"
+-- means, for the odometer rule, current_mileage and the one-correction check. The partial index
+-- of corrections (sql/680_timeline.sql) answers it. Reads look a page's corrections up in one go
+-- (app/timeline/queries.py), the feed a refresh's (sql/600_views.sql), by the same predicate.
+create or replace function private.correction_of(p_tenant_id uuid, p_event_id uuid) returns uuid
+language sql stable set search_path = '' as $$
+  select c.id from public.vehicle_events c
+  where c.tenant_id = p_tenant_id and c.payload ? 'correction_of'
+    and (c.payload ->> 'correction_of') = p_event_id::text
+  limit 1
+$$;
+revoke all on function private.correction_of(uuid, uuid) from public;
+
 -- The highest reading among the vehicle's events that are not superseded.
 create or replace function private.vehicle_max_reading(p_tenant_id uuid, p_vehicle_id uuid,
   out id uuid, out date date, out miles int)
@@ -244,8 +257,7 @@ language sql stable security definer set search_path = '' as $$
   select e.id, e.date, e.miles
   from public.vehicle_events e
   where e.tenant_id = p_tenant_id and e.vehicle_id = p_vehicle_id and e.miles is not null
-    and not exists (select 1 from public.vehicle_events c
-                    where c.tenant_id = e.tenant_id and (c.payload ->> 'correction_of') = e.id::text)
+    and private.correction_of(e.tenant_id, e.id) is null
   order by e.miles desc, e.date desc
   limit 1
 $$;

@@ -316,11 +316,8 @@ begin
       raise exception using errcode = 'MM005', message = 'correction_target_not_found',
         detail = pg_catalog.format('event %s not found for this vehicle', v_corr);
     end if;
-    select c.id into v_existing
-    from public.vehicle_events c
-    where c.tenant_id = new.tenant_id and (c.payload ->> 'correction_of') = v_corr::text
-    limit 1;
-    if found then
+    v_existing := private.correction_of(new.tenant_id, v_corr);
+    if v_existing is not null then
       raise exception using errcode = 'MM006', message = 'already_superseded',
         detail = pg_catalog.format('event %s is already corrected by event %s', v_corr, v_existing),
         hint = v_existing::text;
@@ -334,8 +331,7 @@ begin
     where e.tenant_id = new.tenant_id and e.vehicle_id = new.vehicle_id
       and e.miles is not null and e.date <= new.date and e.miles > new.miles
       and e.id is distinct from v_corr
-      and not exists (select 1 from public.vehicle_events c
-                      where c.tenant_id = e.tenant_id and (c.payload ->> 'correction_of') = e.id::text)
+      and private.correction_of(e.tenant_id, e.id) is null
     order by e.miles desc, e.date desc
     limit 1;
     if not found then
@@ -345,8 +341,7 @@ begin
       where e.tenant_id = new.tenant_id and e.vehicle_id = new.vehicle_id
         and e.miles is not null and e.date > new.date and e.miles < new.miles
         and e.id is distinct from v_corr
-        and not exists (select 1 from public.vehicle_events c
-                        where c.tenant_id = e.tenant_id and (c.payload ->> 'correction_of') = e.id::text)
+        and private.correction_of(e.tenant_id, e.id) is null
       order by e.miles asc, e.date asc
       limit 1;
     end if;

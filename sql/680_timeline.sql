@@ -20,3 +20,7 @@ grant select on table public.timeline_feed_freshness to authenticated, service_r
 create index if not exists vehicle_events_corrections_idx
   on public.vehicle_events (tenant_id, (payload ->> 'correction_of'))
   where payload ? 'correction_of';
+-- Every lookup of corrections goes through the partial index above (private.correction_of and its
+-- set-based twins); an earlier whole-table index on correction_of answered none and cost every
+-- append: dropped where an earlier install made it.
+drop index if exists public.vehicle_events_correction_of_idx;
