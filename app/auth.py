@@ -494,7 +494,8 @@ async def require_user(
 ) -> UserIdentity:
     """An `authenticated` user's token (tenant routes)."""
     identity = _identity(claims, ROLE_AUTHENTICATED)
-    assert isinstance(identity, UserIdentity)  # identity_for makes one for this role
+    if not isinstance(identity, UserIdentity):  # pragma: no cover - identity_for makes one
+        raise TypeError("an authenticated identity without a user id")
     return identity
 
 

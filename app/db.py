@@ -17,8 +17,9 @@ from app.config import Settings
 from app.errors import RETRY_AFTER_S, ProblemError
 from app.observability import record_pool, worker_metrics_dir
 
-# One statement, bind parameters, transaction-local (PostgREST's txVarQuery): the role, the
-# verified claims RLS reads, and the limits (role-level settings do not apply after SET ROLE).
+# One statement, transaction-local (PostgREST's txVarQuery): the role, the verified claims RLS
+# reads, and the limits (role-level settings do not apply after SET ROLE). Sent with BEGIN as one
+# message (begin_with_context), or with bind parameters (set_request_context).
 SET_REQUEST_CONTEXT = """
 select set_config('role', $1, true),
        set_config('request.jwt.claims', $2, true),
@@ -33,7 +34,9 @@ LIST_PLANNER = (
 )
 SET_LIST_CONTEXT = f"{SET_REQUEST_CONTEXT.rstrip()},\n       {LIST_PLANNER}\n"
 SHARED_METRICS = worker_metrics_dir() is not None
-_PARAM = re.compile(r"\$(\d)")
+_PARAM = re.compile(r"\$(\d+)")
+for _context in (SET_REQUEST_CONTEXT, SET_LIST_CONTEXT):  # begin_with_context fills $1..$4
+    assert sorted(_PARAM.findall(_context)) == ["1", "2", "3", "4"], _context
 
 
 def _escape_string(value: str) -> str:
@@ -41,7 +44,8 @@ def _escape_string(value: str) -> str:
     standard_conforming_strings). Only printable ASCII is taken, all that json.dumps writes."""
     if not (value.isascii() and value.isprintable()):
         raise ValueError("only printable ASCII is written into SQL text")
-    return "E'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    # '' rather than \' for a quote: accepted whatever backslash_quote says.
+    return "E'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _context_values(
@@ -60,7 +64,9 @@ def begin_with_context(
 ) -> str:
     """BEGIN and the request's context as one simple-query message: one round trip where BEGIN
     and a bound statement take two, on every request. The values are written as literals, in one
-    pass over the constant statement (a value is never scanned again)."""
+    pass over the constant statement (a value is never scanned again). Being SQL text, the claims
+    show in pg_stat_activity while it runs and in the server log if it fails (bound values are not
+    logged by default)."""
     literals = [_escape_string(v) for v in _context_values(role, claims, settings)]
     context = SET_LIST_CONTEXT if keyset_list else SET_REQUEST_CONTEXT
     return "begin;" + _PARAM.sub(lambda m: literals[int(m.group(1)) - 1], context)
@@ -162,10 +168,12 @@ async def _transaction(
         request.state.user_id = str(identity.user_id) if identity.user_id else None
         if tenant and tenant_id is not None:
             claims["tenant_id"] = str(tenant_id)
-        await conn.execute(
-            begin_with_context(role=role, claims=claims, settings=settings, keyset_list=keyset_list)
+        begin = begin_with_context(
+            role=role, claims=claims, settings=settings, keyset_list=keyset_list
         )
         try:
+            # A manual BEGIN: request code must not open conn.transaction() (asyncpg refuses).
+            await conn.execute(begin)
             if tenant and tenant_id is None:
                 # No tenant in the token: the caller's profile decides (as RLS would).
                 tenant_id = await conn.fetchval(RESOLVE_TENANT)
@@ -186,7 +194,8 @@ async def _transaction(
             raise
         else:
             # Before the response is sent (scope="function"): a failed commit is the client's error.
-            await conn.execute("commit")
+            if await conn.execute("commit") != "COMMIT":  # an aborted transaction rolls back
+                raise RuntimeError("the request's transaction was aborted yet not reported")
     finally:
         await pool.release(proxy)
         if SHARED_METRICS:

@@ -25,6 +25,7 @@ from app.observability import (
     BodySizeLimitMiddleware,
     HeaderSizeLimitMiddleware,
     RequestContextMiddleware,
+    forget_dead_workers,
     metrics_endpoint,
     worker_metrics_dir,
 )
@@ -94,6 +95,7 @@ def create_app(
             await http.aclose()
             raise
         await _warn_if_privileged(pool)
+        forget_dead_workers()
         cursor_key = await _cursor_key(pool)
         state = AppState(
             settings=settings,

@@ -7,6 +7,7 @@ import sys
 import time
 import uuid
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -241,6 +242,28 @@ class HeaderSizeLimitMiddleware:
 def worker_metrics_dir() -> str | None:
     """Where the worker processes of `serve --workers N` write their metrics (None: one process)."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def forget_dead_workers() -> None:
+    """At a worker's start: drop the live gauges of workers that died without shutting down
+    (killed; the supervisor starts another), so the pool gauges sum live workers only."""
+    directory = worker_metrics_dir()
+    if directory is None:
+        return
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]
 
 
 def record_pool(pool: Any) -> None:

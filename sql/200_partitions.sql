@@ -35,14 +35,17 @@ $$;
 revoke all on function private.ensure_event_partition(int) from public;
 
 -- Called by the API (as authenticated) before inserting an event whose year may lack a
--- partition, and by history imports. Only accepted event dates: 1900-01-01 up to two days ahead
--- (tomorrow in the timezone furthest ahead of the server).
+-- partition, and by history imports. Only dates an event may have: 1900-01-01 up to two days
+-- after UTC's today (tomorrow in UTC+14, the zone furthest ahead; the insert trigger then holds
+-- each event to its own vehicle's tomorrow).
 create or replace function public.ensure_event_partition_for(p_date date) returns boolean
 language plpgsql security definer set search_path = '' as $$
+declare
+  v_latest date := (pg_catalog.now() at time zone 'UTC')::date + 2;
 begin
-  if p_date is null or p_date < date '1900-01-01' or p_date > current_date + 2 then
+  if p_date is null or p_date < date '1900-01-01' or p_date > v_latest then
     raise exception using errcode = '22023', message = 'date_out_of_range',
-      detail = pg_catalog.format('event date %s is outside 1900-01-01..%s', p_date, current_date + 2);
+      detail = pg_catalog.format('event date %s is outside 1900-01-01..%s', p_date, v_latest);
   end if;
   if pg_catalog.to_regclass('public.vehicle_events_' || pg_catalog.date_part('year', p_date)::int) is not null then
     return false;

@@ -9,12 +9,13 @@ from typing import Any
 
 import asyncpg
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Request
 
 from app.auth import CurrentUser
 from app.config import Settings
-from app.db import ServiceConn, TenantConn
+from app.db import ServiceConn, TenantConn, begin_with_context
 from app.main import create_app
 from tests.helpers import create_user
 from tests.jwt_support import DROP, bearer, claims, hs256
@@ -208,3 +209,27 @@ async def test_no_leak_across_a_single_pooled_connection(
             fresh = (await c.get("/test/fresh")).json()
             assert fresh["claims"] in ("", None)
             assert fresh["role"] == "authenticator"
+
+
+@pytest.mark.parametrize(
+    "string_setting", ["backslash_quote = off", "standard_conforming_strings = off"]
+)
+async def test_the_begin_message_means_the_same_whatever_the_string_settings(
+    database_url: str, string_setting: str
+) -> None:
+    """The literals of begin_with_context hold under either server setting that changes how
+    quotes and backslashes in string literals are read."""
+    claims = {"sub": str(uuid.uuid4()), "name": "O'Brien \\ '' \\' $2 $$", "city": "Zürich"}
+    message = begin_with_context(role="authenticated", claims=claims, settings=Settings())
+    conn = await asyncpg.connect(database_url)
+    try:
+        await conn.execute(f"set {string_setting}")
+        await conn.execute(message)
+        seen = await conn.fetchrow(
+            "select current_user as role, current_setting('request.jwt.claims') as claims"
+        )
+        await conn.execute("rollback")
+    finally:
+        await conn.close()
+    assert seen is not None and seen["role"] == "authenticated"
+    assert json.loads(seen["claims"]) == claims

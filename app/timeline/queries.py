@@ -52,7 +52,7 @@ def event_doc(superseded_by: str) -> str:
     it (schemas.Event, same key order), serialized by PostgreSQL, so reads hand the text through
     instead of decoding rows and encoding them again. created_at as pydantic writes it (UTC, `Z`,
     microseconds only when there are some), so every route writes it alike. The lateral is
-    flattened: computed only for the rows returned."""
+    flattened: computed only for the rows the statement fetches."""
     return f"""cross join lateral (select
   e.id, e.vehicle_id, e.date, e.type, e.miles, e.payload, e.notes,
   to_char(e.created_at at time zone 'UTC',
