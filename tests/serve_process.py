@@ -5,12 +5,16 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 
 from app.cli import with_user
 from tests.helpers import TEST_JWT_SECRET
+from tests.pgbouncer import free_port
 
 
 def serve_env(database_url: str, **extra: str) -> dict[str, str]:
@@ -60,3 +64,26 @@ async def wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> None
                 pass
             await asyncio.sleep(0.2)
     raise AssertionError(f"serve did not become ready:\n{tail(log)}")
+
+
+@dataclass(frozen=True)
+class Serve:
+    url: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+
+@asynccontextmanager
+async def running_serve(env: dict[str, str], cwd: Path, *args: str) -> AsyncIterator[Serve]:
+    """A ready `motomind serve` on a free port; killed on the way out if still running."""
+    port = free_port()
+    log = cwd / "serve.log"
+    proc = start_serve(port, env, cwd, log, *args)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        await wait_ready(url, proc, log)
+        yield Serve(url, proc, log)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -10,8 +10,7 @@ import psutil
 import pytest
 
 from tests.helpers import auth, create_user
-from tests.pgbouncer import free_port
-from tests.serve_process import serve_env, start_serve, tail, wait_ready
+from tests.serve_process import running_serve, serve_env, tail
 
 REQUESTS = 40
 
@@ -31,12 +30,8 @@ async def test_two_workers_serve_one_port_count_together_and_stop_cleanly(
     database_url: str, db: asyncpg.Pool, tmp_path: Path
 ) -> None:
     user = await create_user(db)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path / "serve.log"
-    proc = start_serve(port, serve_env(database_url), tmp_path, log, "--workers", "2")
-    try:
-        await wait_ready(url, proc, log)
+    async with running_serve(serve_env(database_url), tmp_path, "--workers", "2") as serve:
+        url, proc, log = serve.url, serve.proc, serve.log
         children = psutil.Process(proc.pid).children()
         # (multiprocessing may add a resource tracker beside the workers)
         workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
@@ -61,7 +56,3 @@ async def test_two_workers_serve_one_port_count_together_and_stop_cleanly(
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=40) == 0, tail(log)
         assert not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()

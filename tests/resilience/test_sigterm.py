@@ -10,7 +10,6 @@ import httpx
 import pytest
 
 from tests.helpers import auth, create_user
-from tests.pgbouncer import free_port
 from tests.resilience.support import (
     Outcome,
     describe,
@@ -18,7 +17,7 @@ from tests.resilience.support import (
     timed,
     waiting_on_locks,
 )
-from tests.serve_process import serve_env, start_serve, tail, wait_ready
+from tests.serve_process import running_serve, serve_env, tail
 
 IN_FLIGHT = 6
 
@@ -46,13 +45,9 @@ async def test_sigterm_drains_requests_in_flight(
     database_url: str, db: asyncpg.Pool, tmp_path: Path
 ) -> None:
     user = await create_user(db)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
     env = serve_env(database_url, DB_LOCK_TIMEOUT_MS="10000", DB_STATEMENT_TIMEOUT_MS="20000")
-    log = tmp_path / "serve.log"
-    proc = start_serve(port, env, tmp_path, log)
-    try:
-        await wait_ready(url, proc, log)
+    async with running_serve(env, tmp_path) as serve:
+        url, proc, log = serve.url, serve.proc, serve.log
         async with httpx.AsyncClient(base_url=url, timeout=60) as client:
             async with table_lock(database_url, "public.garages") as owner:
                 requests = [
@@ -86,10 +81,6 @@ async def test_sigterm_drains_requests_in_flight(
         assert sorted(o.status or 0 for o in done) == [200] * 3 + [201] * 3, describe(done)
         code = await asyncio.to_thread(proc.wait, 30)
         assert code == 0, tail(log)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     created = {o.body["id"] for o in done if o.status == 201}
     rows = await db.fetch(
         "select id::text from public.garages where tenant_id = $1", user.tenant_id
