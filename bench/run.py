@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE_SIZE = 50
+SIDES = ("pgbench", "api")
 
 
 # --- CPU and memory from /proc -------------------------------------------------------------------
@@ -130,11 +132,18 @@ def run_child(cmd: list[str], *, env: dict[str, str] | None = None) -> tuple[str
     return stdout, stderr, usage.ru_utime + usage.ru_stime
 
 
-def percentile(sorted_values: list[float], p: float) -> float:
-    if not sorted_values:
+def percentile_ms(histogram: Counter[int], p: float) -> float:
+    """The p-th percentile of a latency histogram (microseconds -> count), in milliseconds."""
+    total = histogram.total()
+    if not total:
         return float("nan")
-    k = min(len(sorted_values) - 1, max(0, round(p / 100 * len(sorted_values)) - 1))
-    return sorted_values[k]
+    rank = min(total, max(1, round(p / 100 * total)))
+    seen = 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value / 1000
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -143,19 +152,58 @@ class Result:
     side: str  # pgbench | api
     requests: int
     seconds: float
-    p50_ms: float
-    p99_ms: float
     errors: int
     pg_cpu: float  # % of one core
     api_cpu: float
     gen_cpu: float
     machine_busy: float  # % of all cores
+    # Every request's latency, in microseconds -> count: slices of one side merge exactly.
+    latency_us: Counter[int] = field(default_factory=Counter, repr=False)
     api_rss_peak_mb: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def rps(self) -> float:
         return self.requests / self.seconds if self.seconds else 0.0
+
+    @property
+    def p50_ms(self) -> float:
+        return percentile_ms(self.latency_us, 50)
+
+    @property
+    def p99_ms(self) -> float:
+        return percentile_ms(self.latency_us, 99)
+
+    def summary(self) -> dict[str, Any]:
+        fields = {k: v for k, v in asdict(self).items() if k != "latency_us"}
+        return {**fields, "rps": self.rps, "p50_ms": self.p50_ms, "p99_ms": self.p99_ms}
+
+
+def merged(slices: list[Result]) -> Result:
+    """One side of a case from its interleaved slices: requests and latencies summed, CPU shares
+    weighted by each slice's length."""
+    seconds = sum(r.seconds for r in slices)
+
+    def weighted(name: str) -> float:
+        return sum(getattr(r, name) * r.seconds for r in slices) / seconds
+
+    latency: Counter[int] = Counter()
+    for r in slices:
+        latency.update(r.latency_us)
+    return Result(
+        case=slices[0].case,
+        side=slices[0].side,
+        requests=sum(r.requests for r in slices),
+        seconds=seconds,
+        errors=sum(r.errors for r in slices),
+        pg_cpu=weighted("pg_cpu"),
+        api_cpu=weighted("api_cpu"),
+        gen_cpu=weighted("gen_cpu"),
+        machine_busy=weighted("machine_busy"),
+        latency_us=latency,
+        api_rss_peak_mb=max(r.api_rss_peak_mb for r in slices),
+        extra={"slices_rps": [round(r.rps, 1) for r in slices]},
+    )
 
 
 # --- Preparing the targets -----------------------------------------------------------------------
@@ -334,7 +382,7 @@ def run_pgbench(
         [*base, "-T", str(seconds), "--log", f"--log-prefix={logdir}/tx", conninfo]
     )
     after = _sample(api_pid)
-    latencies: list[float] = []
+    latency: Counter[int] = Counter()
     failed = 0
     for log in logdir.iterdir():
         for line in log.read_text().splitlines():
@@ -342,16 +390,14 @@ def run_pgbench(
             if fields[2] == "failed":
                 failed += 1
                 continue
-            latencies.append(int(fields[2]) / 1000)
-    latencies.sort()
+            latency[int(fields[2])] += 1  # microseconds
     elapsed = after["t"] - before["t"]
     return Result(
         case=case.name,
         side="pgbench",
-        requests=len(latencies),
+        requests=latency.total(),
         seconds=float(seconds),
-        p50_ms=percentile(latencies, 50),
-        p99_ms=percentile(latencies, 99),
+        latency_us=latency,
         errors=failed,
         pg_cpu=100 * (after["pg"] - before["pg"]) / elapsed,
         api_cpu=100 * (after["api"] - before["api"]) / elapsed,
@@ -390,10 +436,17 @@ end
 
 done = function(summary, latency, requests)
   local e = summary.errors
+  -- The whole latency histogram (distinct microsecond values and their counts), so that slices
+  -- of a run merge exactly.
+  local histogram = {}
+  for i = 1, #latency do
+    local value, count = latency(i)
+    histogram[#histogram + 1] = string.format('[%%d,%%d]', value, count)
+  end
   io.write(string.format(
-    'BENCHJSON {"requests": %%d, "duration_us": %%d, "p50_us": %%d, "p99_us": %%d, ' ..
+    'BENCHJSON {"requests": %%d, "duration_us": %%d, "latency_us": [%%s], ' ..
     '"status_errors": %%d, "socket_errors": %%d}\n',
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99),
+    summary.requests, summary.duration, table.concat(histogram, ','),
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 """
@@ -434,8 +487,7 @@ def run_wrk(
         side="api",
         requests=stats["requests"],
         seconds=stats["duration_us"] / 1e6,
-        p50_ms=stats["p50_us"] / 1000,
-        p99_ms=stats["p99_us"] / 1000,
+        latency_us=Counter({value: count for value, count in stats["latency_us"]}),
         errors=stats["status_errors"] + stats["socket_errors"],
         pg_cpu=100 * (after["pg"] - before["pg"]) / elapsed,
         api_cpu=100 * (after["api"] - before["api"]) / elapsed,
@@ -459,9 +511,10 @@ def _sample(api_pid: int | None) -> dict[str, float]:
 
 def table(results: list[Result]) -> str:
     head = (
-        "| case | side | req/s | p50 ms | p99 ms | x pgbench req/s | p99 / pgbench p99 "
-        "| PG cpu | API cpu | loadgen cpu | machine busy | API peak RSS | errors |\n"
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "| case | side | req/s | p50 ms | p99 ms | x pgbench req/s | rounds' x, min-max "
+        "| p99 / pgbench p99 | PG cpu | API cpu | loadgen cpu | machine busy | API peak RSS "
+        "| errors |\n"
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     )
     lines = [head]
     limits = {r.case: r for r in results if r.side == "pgbench"}
@@ -470,9 +523,14 @@ def table(results: list[Result]) -> str:
         ratio = f"{r.rps / base.rps:.2f}" if base and r.side == "api" and base.rps else ""
         p99 = f"{r.p99_ms / base.p99_ms:.2f}" if base and r.side == "api" and base.p99_ms else ""
         rss = f"{r.api_rss_peak_mb:.0f} MB" if r.side == "api" else ""
+        spread = ""
+        if base and r.side == "api" and "slices_rps" in r.extra:
+            pairs = zip(r.extra["slices_rps"], base.extra["slices_rps"], strict=True)
+            each = [a / b for a, b in pairs if b]
+            spread = f"{min(each):.2f}-{max(each):.2f}" if each else ""
         lines.append(
             f"| {r.case} | {r.side} | {r.rps:,.0f} | {r.p50_ms:.2f} | {r.p99_ms:.2f} | {ratio} "
-            f"| {p99} | {r.pg_cpu:.0f}% | {r.api_cpu:.0f}% | {r.gen_cpu:.0f}% "
+            f"| {spread} | {p99} | {r.pg_cpu:.0f}% | {r.api_cpu:.0f}% | {r.gen_cpu:.0f}% "
             f"| {r.machine_busy:.0f}% | {rss} | {r.errors} |"
         )
     return "\n".join(lines)
@@ -499,32 +557,51 @@ def side_by_side(args: argparse.Namespace, work: Path) -> None:
     selected = [c for c in bench_cases.cases() if wanted is None or c.name in wanted]
     results: list[Result] = []
     extra_env = dict(kv.split("=", 1) for kv in args.api_env)
+    rounds = max(1, args.rounds)
+    slice_s = max(1, round(args.duration / rounds))
     with api_server(dsn, args.port, args.pool, args.workers, extra_env) as api:
+
+        def measure(case: bench_cases.Case, side: str, seconds: int, warmup: int) -> Result:
+            if side == "pgbench":
+                return run_pgbench(
+                    case,
+                    dsn,
+                    variables,
+                    clients=args.connections,
+                    seconds=seconds,
+                    warmup=warmup,
+                    work=work,
+                    api_pid=api.pid,
+                )
+            return run_wrk(
+                case,
+                args.port,
+                targets_lua,
+                clients=args.connections,
+                seconds=seconds,
+                warmup=warmup,
+                work=work,
+                api_pid=api.pid,
+            )
+
         for case in selected:
-            print(f"== {case.title}", flush=True)
-            for side in ("pgbench", "api"):
-                if side == "pgbench":
-                    r = run_pgbench(
-                        case,
-                        dsn,
-                        variables,
-                        clients=args.connections,
-                        seconds=args.duration,
-                        warmup=args.warmup,
-                        work=work,
-                        api_pid=api.pid,
-                    )
-                else:
-                    r = run_wrk(
-                        case,
-                        args.port,
-                        targets_lua,
-                        clients=args.connections,
-                        seconds=args.duration,
-                        warmup=args.warmup,
-                        work=work,
-                        api_pid=api.pid,
-                    )
+            print(f"== {case.title}: {rounds} rounds of {slice_s}s per side", flush=True)
+            for side in SIDES:
+                measure(case, side, args.warmup, 0)
+            slices: dict[str, list[Result]] = {side: [] for side in SIDES}
+            for n in range(rounds):
+                # The sides take turns (ABBA order), so the host's minute-to-minute swings fall
+                # on both alike; each round's ratio shows how much it swung.
+                for side in SIDES if n % 2 == 0 else SIDES[::-1]:
+                    slices[side].append(measure(case, side, slice_s, 0))
+                limit, api_slice = slices["pgbench"][-1].rps, slices["api"][-1].rps
+                print(
+                    f"   round {n + 1}: pgbench {limit:7,.0f} req/s  api {api_slice:7,.0f} req/s"
+                    f"  ratio {api_slice / limit if limit else float('nan'):.2f}",
+                    flush=True,
+                )
+            for side in SIDES:
+                r = merged(slices[side])
                 results.append(r)
                 print(
                     f"   {side:8} {r.rps:9,.0f} req/s  p50 {r.p50_ms:6.2f} ms  "
@@ -535,13 +612,13 @@ def side_by_side(args: argparse.Namespace, work: Path) -> None:
     print()
     print(
         f"machine: {machine()}; {shape.total_events:,} events ({shape}); concurrency "
-        f"{args.connections}; {args.duration}s per side; API {args.workers} worker(s), pool "
-        f"{args.pool} in all; "
+        f"{args.connections}; {args.duration}s per side in {rounds} alternating rounds; "
+        f"API {args.workers} worker(s), pool {args.pool} in all; "
         f"API peak RSS {rss:.0f} MB"
     )
     print(table(results))
     out = OUT_DIR / f"results-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps({"args": vars(args), "results": [asdict(r) for r in results]}))
+    out.write_text(json.dumps({"args": vars(args), "results": [r.summary() for r in results]}))
     print(f"\n(saved {out})")
 
 
@@ -641,7 +718,10 @@ def main() -> None:
     parser.add_argument("--tenants", type=int, default=100)
     parser.add_argument("--vehicles", type=int, default=10)
     parser.add_argument("--events", type=int, default=500)
-    parser.add_argument("--duration", type=int, default=15, help="seconds per side and case")
+    parser.add_argument("--duration", type=int, default=20, help="seconds per side and case")
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="alternating slices per side (side by side)"
+    )
     parser.add_argument("--warmup", type=int, default=3, help="seconds before each measurement")
     parser.add_argument("--connections", type=int, default=8, help="concurrency of both sides")
     parser.add_argument("--pool", type=int, default=8, help="the API's connections, in all")
