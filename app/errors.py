@@ -376,7 +376,7 @@ async def _postgres_exception(request: Request, exc: Exception) -> Response:
         raise exc
     entry, code, detail, errors = classify_postgres_error(exc)
     if getattr(exc, "sqlstate", None) in RETRY_WHOLE_REQUEST:
-        # The request's transaction was rolled back whole: RetryMiddleware may run it again.
+        # The request's transaction was rolled back whole: run_with_retries may run it again.
         mark_retryable(request.scope)
     if entry.status >= 500 and not entry.retry:
         log.error("database error %s", getattr(exc, "sqlstate", "?"), exc_info=exc)
@@ -391,7 +391,7 @@ async def _connection_exception(request: Request, exc: Exception) -> Response:
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:
-    """A bug: 500 with nothing the client could learn from. Answered by RequestContextMiddleware,
+    """A bug: 500 with nothing the client could learn from. Answered by the edge middleware,
     so the response still carries the request id (Starlette's own last-resort handler would not)."""
     log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _db_problem(request, INTERNAL, INTERNAL.code, INTERNAL.detail)
@@ -431,6 +431,7 @@ def _document_problem_schema(app: FastAPI) -> None:
             summary=app.summary,
             description=app.description,
             routes=app.routes,
+            tags=app.openapi_tags,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         extra = Problem.model_json_schema(ref_template="#/components/schemas/{model}")

@@ -2,15 +2,16 @@
 
 A serialization failure (40001) or a deadlock (40P01) aborts the request's transaction: everything
 it did is rolled back, so running the request again is safe and usually succeeds. The error
-handler (app/errors.py) marks such a response as retryable with `mark_retryable`; this middleware
-then swallows that response (nothing has reached the client yet), waits a little (jittered) and
-replays the buffered request body through the app again. After `attempts` tries the last response
-(a 503 `transaction_conflict` with `Retry-After`) is what the client gets.
+handler (app/errors.py) marks such a response as retryable with `mark_retryable`;
+`run_with_retries` then swallows that response (nothing has reached the client yet), waits a
+little (jittered) and replays the buffered request body through the app again. After `attempts`
+tries the last response (a 503 `transaction_conflict` with `Retry-After`) is what the client gets.
+The edge middleware (app/edge.py) calls it inside its body-size limit.
 
 Only responses the handler marks are retried: any other status, and any response whose start has
 already been forwarded, goes to the client unchanged. Bodies are buffered in memory up to
-`max_body_bytes` (the body-size limit sits outside this middleware, so a larger body never gets
-here); a larger or interrupted body is passed through once, without retry.
+`max_body_bytes` (the body-size limit is applied before, so a larger body never gets here); a
+larger or interrupted body is passed through once, without retry.
 """
 
 import asyncio
@@ -54,71 +55,65 @@ def mark_retryable(scope: Scope) -> None:
         attempt.retryable = True
 
 
-class RetryMiddleware:
-    """Bounded, jittered re-runs of requests whose transaction failed with 40001 or 40P01."""
+async def run_with_retries(
+    app: ASGIApp,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    attempts: int = DEFAULT_ATTEMPTS,
+    backoff_s: float = DEFAULT_BACKOFF_S,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+) -> None:
+    """Run an HTTP request through `app`, again (bounded, jittered) while its transaction fails
+    with 40001 or 40P01 and nothing of the response has reached the client."""
+    buffered, replayable = await _buffer(receive, max_body_bytes)
+    if not replayable or attempts <= 1:
+        await app(scope, _replay(buffered, receive), send)
+        return
+    body = b"".join(m.get("body", b"") for m in buffered)
+    for attempt in range(1, attempts + 1):
+        last = attempt == attempts
+        current = scope[RETRY_SCOPE_KEY] = _Attempt()
+        swallowed = False
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        attempts: int = DEFAULT_ATTEMPTS,
-        backoff_s: float = DEFAULT_BACKOFF_S,
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-    ) -> None:
-        self.app = app
-        self.attempts = max(1, attempts)
-        self.backoff_s = backoff_s
-        self.max_body_bytes = max_body_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self.attempts == 1:
-            await self.app(scope, receive, send)
-            return
-        buffered, replayable = await self._buffer(receive)
-        if not replayable:
-            await self.app(scope, _replay(buffered, receive), send)
-            return
-        body = b"".join(m.get("body", b"") for m in buffered)
-        for attempt in range(1, self.attempts + 1):
-            last = attempt == self.attempts
-            current = scope[RETRY_SCOPE_KEY] = _Attempt()
-            swallowed = False
-
-            async def guarded_send(
-                message: Message, *, _last: bool = last, _current: _Attempt = current
-            ) -> None:
-                nonlocal swallowed
-                if message["type"] == "http.response.start" and not _last and _current.retryable:
-                    swallowed = True
-                if swallowed and message["type"].startswith("http.response."):
-                    return
-                await send(message)
-
-            request_message: Message = {"type": "http.request", "body": body, "more_body": False}
-            await self.app(scope, _replay([request_message], receive), guarded_send)
-            if not swallowed:
-                if attempt > 1:
-                    outcome = "gave_up" if current.retryable else "succeeded"
-                    RETRIES.labels(outcome).inc()
-                    log.info("request retried: %s after %d attempts", outcome, attempt)
+        async def guarded_send(
+            message: Message, *, _last: bool = last, _current: _Attempt = current
+        ) -> None:
+            nonlocal swallowed
+            if message["type"] == "http.response.start" and not _last and _current.retryable:
+                swallowed = True
+            if swallowed and message["type"].startswith("http.response."):
                 return
-            delay = self.backoff_s * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
-            log.info("transaction conflict; running the request again in %.3fs", delay)
-            await asyncio.sleep(delay)
+            await send(message)
 
-    async def _buffer(self, receive: Receive) -> tuple[list[Message], bool]:
-        """The request's body messages, and whether they can be replayed (complete, small)."""
-        messages: list[Message] = []
-        size = 0
-        while True:
-            message = await receive()
-            messages.append(message)
-            if message["type"] != "http.request":
-                return messages, False  # a disconnect: let the app see it, once
-            size += len(message.get("body", b""))
-            if size > self.max_body_bytes:
-                return messages, False
-            if not message.get("more_body", False):
-                return messages, True
+        request_message: Message = {"type": "http.request", "body": body, "more_body": False}
+        await app(scope, _replay([request_message], receive), guarded_send)
+        if not swallowed:
+            if attempt > 1:
+                outcome = "gave_up" if current.retryable else "succeeded"
+                RETRIES.labels(outcome).inc()
+                log.info("request retried: %s after %d attempts", outcome, attempt)
+            return
+        delay = backoff_s * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
+        log.info("transaction conflict; running the request again in %.3fs", delay)
+        await asyncio.sleep(delay)
+
+
+async def _buffer(receive: Receive, max_body_bytes: int) -> tuple[list[Message], bool]:
+    """The request's body messages, and whether they can be replayed (complete, small)."""
+    messages: list[Message] = []
+    size = 0
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return messages, False  # a disconnect: let the app see it, once
+        size += len(message.get("body", b""))
+        if size > max_body_bytes:
+            return messages, False
+        if not message.get("more_body", False):
+            return messages, True
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

@@ -1,15 +1,19 @@
 """Health routes: /healthz never touches the database, /readyz tells the truth about it."""
 
+import json
+import logging
 import secrets
 
 import asyncpg
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from app.cli import with_user
 from app.config import Settings
 from app.db import dsn_with
 from app.main import create_app
+from app.observability import configure_logging
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:
@@ -36,3 +40,25 @@ async def test_readyz_is_503_while_the_schema_is_missing(server_url: str) -> Non
     finally:
         await admin.execute(f'drop database "{name}" with (force)')
         await admin.close()
+
+
+async def test_one_access_line_per_request_at_info_and_none_below_it(
+    client: httpx.AsyncClient, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    try:
+        at_info = {"log_level": "INFO", "log_format": "json"}
+        configure_logging(settings.model_copy(update=at_info))
+        capsys.readouterr()
+        await client.get("/healthz", headers={"X-Request-ID": "trace-1"})
+        lines = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+        access = [x for x in lines if x.get("event") == "request"]
+        assert len(access) == 1, lines
+        expected = {"route": "/healthz", "status": 200, "request_id": "trace-1"}
+        assert access[0] | expected == access[0]
+
+        configure_logging(settings.model_copy(update={**at_info, "log_level": "WARNING"}))
+        capsys.readouterr()
+        await client.get("/healthz")
+        assert '"event": "request"' not in capsys.readouterr().err
+    finally:
+        logging.getLogger().handlers = []

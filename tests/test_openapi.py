@@ -83,3 +83,14 @@ def test_bearer_scheme_is_declared(app: FastAPI) -> None:
     spec = app.openapi()
     schemes = spec["components"]["securitySchemes"]
     assert any(s.get("scheme") == "bearer" for s in schemes.values())
+
+
+def test_sections_are_listed_in_reading_order_whatever_the_routing_order(app: FastAPI) -> None:
+    spec = app.openapi()
+    names = [tag["name"] for tag in spec["tags"]]
+    assert names[:3] == ["me", "garages", "vehicles"]  # not the routing order (timeline first)
+    assert all(tag.get("description") for tag in spec["tags"])
+    used = {
+        tag for item in spec["paths"].values() for op in item.values() for tag in op.get("tags", [])
+    }
+    assert used <= set(names)

@@ -165,6 +165,38 @@ async def _page(
 
 
 @router.get(
+    "/v1/vehicles/{vehicle_id}/timeline",
+    response_model=Page[Event],
+    summary="A vehicle's events",
+    tags=["vehicles"],
+    responses=_READ_ERRORS,
+)
+async def vehicle_timeline(
+    vehicle_id: UUID,
+    request: Request,
+    conn: ListConn,
+    types: TypeFilter = None,
+    from_: FromDate = None,
+    to: ToDate = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Response:
+    """The vehicle's events, newest first, with the same filters and paging as
+    `GET /v1/timeline`. 404 if the vehicle is not yours or deleted."""
+    return await _page(
+        request,
+        conn,
+        vehicle_id=vehicle_id,
+        types=types,
+        from_=from_,
+        to=to,
+        limit=limit,
+        cursor=cursor,
+        vehicle_must_exist=True,
+    )
+
+
+@router.get(
     "/v1/timeline",
     response_model=Page[Event],
     summary="List events",
@@ -247,36 +279,4 @@ for _method in ("PUT", "PATCH", "DELETE"):
         responses=problem_responses(405),
         status_code=405,
         response_model=None,
-    )
-
-
-@router.get(
-    "/v1/vehicles/{vehicle_id}/timeline",
-    response_model=Page[Event],
-    summary="A vehicle's events",
-    tags=["vehicles"],
-    responses=_READ_ERRORS,
-)
-async def vehicle_timeline(
-    vehicle_id: UUID,
-    request: Request,
-    conn: ListConn,
-    types: TypeFilter = None,
-    from_: FromDate = None,
-    to: ToDate = None,
-    limit: Limit = 50,
-    cursor: Cursor = None,
-) -> Response:
-    """The vehicle's events, newest first, with the same filters and paging as
-    `GET /v1/timeline`. 404 if the vehicle is not yours or deleted."""
-    return await _page(
-        request,
-        conn,
-        vehicle_id=vehicle_id,
-        types=types,
-        from_=from_,
-        to=to,
-        limit=limit,
-        cursor=cursor,
-        vehicle_must_exist=True,
     )

@@ -1,13 +1,12 @@
-"""RetryMiddleware through the real error handlers: 40001/40P01 re-run the request, bounded."""
+"""Retries through the real error handlers and the edge: 40001/40P01 re-run a request, bounded."""
 
 import asyncpg
 import httpx
 from fastapi import FastAPI, Request
 
+from app.edge import EdgeMiddleware
 from app.errors import ProblemError, install_error_handlers
 from app.main import create_app
-from app.observability import BodySizeLimitMiddleware, RequestContextMiddleware
-from app.retry import RetryMiddleware
 from tests.helpers import TEST_JWT_SECRET
 
 
@@ -16,9 +15,7 @@ def _app(failures: int, exc: type[Exception] = asyncpg.SerializationError) -> tu
     seen: dict = {"calls": 0, "bodies": [], "request_ids": []}
     app = FastAPI()
     install_error_handlers(app)
-    app.add_middleware(RetryMiddleware)
-    app.add_middleware(BodySizeLimitMiddleware)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(EdgeMiddleware)
 
     @app.post("/work")
     async def work(request: Request) -> dict:
@@ -90,13 +87,15 @@ async def test_the_body_limit_still_answers_413() -> None:
     assert seen["calls"] == 0
 
 
-def test_create_app_retries_inside_the_request_context() -> None:
+def test_create_app_runs_requests_through_one_edge_layer_outside_cors() -> None:
     from pydantic import SecretStr
 
     from app.config import Settings
 
-    settings = Settings(supabase_jwt_secret=SecretStr(TEST_JWT_SECRET))
+    settings = Settings(
+        supabase_jwt_secret=SecretStr(TEST_JWT_SECRET), cors_allow_origins="https://app.example"
+    )
     app = create_app(settings, database_url="postgresql://nobody@127.0.0.1:1/none")
     order = [m.cls for m in app.user_middleware]  # outermost first
-    assert order.index(RequestContextMiddleware) < order.index(RetryMiddleware)
-    assert order.index(BodySizeLimitMiddleware) < order.index(RetryMiddleware)
+    assert order[0] is EdgeMiddleware  # CORS answers carry X-Request-ID too
+    assert order.count(EdgeMiddleware) == 1

@@ -19,8 +19,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.main import create_app
-from app.observability import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.paging import MAX_LIMIT
 from tests.helpers import User, auth, create_user
 from tests.test_cross_tenant import LIST_PATHS, SPEC
