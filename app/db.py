@@ -1,5 +1,6 @@
 """The pool, and the one way into the database for a request."""
 
+import asyncio
 import json
 import logging
 import re
@@ -155,7 +156,9 @@ async def _transaction(
     pool: asyncpg.Pool = state.pool
     settings: Settings = state.settings
     try:
-        proxy = await pool.acquire(timeout=settings.db_pool_timeout_s)
+        # Bounded here rather than by acquire(timeout=), which runs the wait as a Task of its own.
+        async with asyncio.timeout(settings.db_pool_timeout_s):
+            proxy = await pool.acquire()
     except TimeoutError:
         raise pool_exhausted() from None
     if SHARED_METRICS:  # other workers may answer /metrics: keep this one's gauges current
@@ -197,7 +200,7 @@ async def _transaction(
             if await conn.execute("commit") != "COMMIT":  # an aborted transaction rolls back
                 raise RuntimeError("the request's transaction was aborted yet not reported")
     finally:
-        await pool.release(proxy)
+        await pool.release(proxy, timeout=settings.db_pool_timeout_s)
         if SHARED_METRICS:
             record_pool(pool)
 

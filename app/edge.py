@@ -9,6 +9,7 @@ One layer rather than four: each ASGI middleware costs every request a coroutine
 watches the response, a wrapper around every message sent (bench/README.md measures it).
 """
 
+import logging
 import time
 import uuid
 
@@ -16,9 +17,17 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem_response, unexpected_error
-from app.observability import LATENCY, REQUESTS, VALID_REQUEST_ID, access_log, request_id_var
+from app.observability import (
+    ACCESS_LOGGER_NAME,
+    LATENCY,
+    REQUESTS,
+    VALID_REQUEST_ID,
+    access_log,
+    request_id_var,
+)
 from app.retry import run_with_retries
 
+ACCESS_LOGGER = logging.getLogger(ACCESS_LOGGER_NAME)
 MAX_BODY_BYTES = 1024 * 1024
 # uvicorn's default HTTP parser (httptools) sets no limit of its own, so the app keeps the bound.
 # Generous on purpose: a token over 8 KiB (but under this) still gets the contract's 401.
@@ -85,17 +94,18 @@ class EdgeMiddleware:
             route = _route_of(scope)
             REQUESTS.labels(scope["method"], route, str(status)).inc()
             LATENCY.labels(scope["method"], route).observe(elapsed)
-            state = scope.get("state", {})
-            access_log.info(
-                "request",
-                method=scope["method"],
-                route=route,
-                path=scope["path"],
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-                tenant_id=state.get("tenant_id"),
-                user_id=state.get("user_id"),
-            )
+            if ACCESS_LOGGER.isEnabledFor(logging.INFO):  # else not even built (LOG_LEVEL)
+                state = scope.get("state", {})
+                access_log.info(
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 2),
+                    tenant_id=state.get("tenant_id"),
+                    user_id=state.get("user_id"),
+                )
             request_id_var.reset(token)
 
     async def _limited(

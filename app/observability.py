@@ -26,7 +26,8 @@ from app.config import Settings
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-access_log = structlog.get_logger("motomind.access")
+ACCESS_LOGGER_NAME = "motomind.access"
+access_log = structlog.get_logger(ACCESS_LOGGER_NAME)
 
 REQUESTS = Counter("motomind_http_requests_total", "HTTP requests", ["method", "route", "status"])
 LATENCY = Histogram(
