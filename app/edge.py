@@ -113,14 +113,15 @@ class EdgeMiddleware:
     ) -> None:
         """The size limits, then the app (with retries)."""
         if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > self.max_header_bytes:
-            response = problem_response(
-                Request(scope),
-                status=431,
-                code="headers_too_large",
-                title="Request header fields too large",
-                detail=f"Request headers are limited to {self.max_header_bytes} bytes in total.",
+            await _refuse(
+                scope,
+                receive,
+                send,
+                431,
+                "headers_too_large",
+                "Request header fields too large",
+                f"Request headers are limited to {self.max_header_bytes} bytes in total.",
             )
-            await response(scope, receive, send)
             return
         declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
@@ -141,11 +142,20 @@ class EdgeMiddleware:
         )
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem_response(
-            Request(scope),
-            status=413,
-            code="payload_too_large",
-            title="Payload too large",
-            detail=f"Request bodies are limited to {self.max_body_bytes} bytes.",
+        await _refuse(
+            scope,
+            receive,
+            send,
+            413,
+            "payload_too_large",
+            "Payload too large",
+            f"Request bodies are limited to {self.max_body_bytes} bytes.",
         )
-        await response(scope, receive, send)
+
+
+async def _refuse(
+    scope: Scope, receive: Receive, send: Send, status: int, code: str, title: str, detail: str
+) -> None:
+    """A limit's problem response, before any route has seen the request."""
+    problem = problem_response(Request(scope), status=status, code=code, title=title, detail=detail)
+    await problem(scope, receive, send)

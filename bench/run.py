@@ -562,27 +562,10 @@ def side_by_side(args: argparse.Namespace, work: Path) -> None:
     with api_server(dsn, args.port, args.pool, args.workers, extra_env) as api:
 
         def measure(case: bench_cases.Case, side: str, seconds: int, warmup: int) -> Result:
+            common = {"clients": args.connections, "seconds": seconds, "warmup": warmup}
             if side == "pgbench":
-                return run_pgbench(
-                    case,
-                    dsn,
-                    variables,
-                    clients=args.connections,
-                    seconds=seconds,
-                    warmup=warmup,
-                    work=work,
-                    api_pid=api.pid,
-                )
-            return run_wrk(
-                case,
-                args.port,
-                targets_lua,
-                clients=args.connections,
-                seconds=seconds,
-                warmup=warmup,
-                work=work,
-                api_pid=api.pid,
-            )
+                return run_pgbench(case, dsn, variables, **common, work=work, api_pid=api.pid)
+            return run_wrk(case, args.port, targets_lua, **common, work=work, api_pid=api.pid)
 
         for case in selected:
             print(f"== {case.title}: {rounds} rounds of {slice_s}s per side", flush=True)
