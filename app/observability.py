@@ -70,12 +70,7 @@ def configure_logging(settings: Settings) -> None:
         _add_request_id,
     ]
     structlog.configure(
-        # Level first: an access line below LOG_LEVEL costs no timestamp or rendering.
-        processors=[
-            structlog.stdlib.filter_by_level,
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,

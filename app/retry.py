@@ -4,7 +4,7 @@ A serialization failure (40001) or a deadlock (40P01) aborts the request's trans
 it did is rolled back, so running the request again is safe and usually succeeds. The error
 handler (app/errors.py) marks such a response as retryable with `mark_retryable`;
 `run_with_retries` then swallows that response (nothing has reached the client yet), waits a
-little (jittered) and replays the buffered request body through the app again. After `attempts`
+little (jittered) and replays the buffered request body through the app again. After `ATTEMPTS`
 tries the last response (a 503 `transaction_conflict` with `Retry-After`) is what the client gets.
 The edge middleware (app/edge.py) calls it inside its body-size limit.
 
@@ -24,9 +24,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = logging.getLogger("motomind.retry")
 
 RETRY_SCOPE_KEY = "motomind.retry"
-DEFAULT_ATTEMPTS = 3
-DEFAULT_BACKOFF_S = 0.02
-DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+ATTEMPTS = 3
+BACKOFF_S = 0.02
 
 RETRIES = Counter(
     "motomind_request_retries_total",
@@ -61,19 +60,17 @@ async def run_with_retries(
     receive: Receive,
     send: Send,
     *,
-    attempts: int = DEFAULT_ATTEMPTS,
-    backoff_s: float = DEFAULT_BACKOFF_S,
-    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_body_bytes: int,
 ) -> None:
     """Run an HTTP request through `app`, again (bounded, jittered) while its transaction fails
     with 40001 or 40P01 and nothing of the response has reached the client."""
     buffered, replayable = await _buffer(receive, max_body_bytes)
-    if not replayable or attempts <= 1:
+    if not replayable:
         await app(scope, _replay(buffered, receive), send)
         return
     body = b"".join(m.get("body", b"") for m in buffered)
-    for attempt in range(1, attempts + 1):
-        last = attempt == attempts
+    for attempt in range(1, ATTEMPTS + 1):
+        last = attempt == ATTEMPTS
         current = scope[RETRY_SCOPE_KEY] = _Attempt()
         swallowed = False
 
@@ -95,7 +92,7 @@ async def run_with_retries(
                 RETRIES.labels(outcome).inc()
                 log.info("request retried: %s after %d attempts", outcome, attempt)
             return
-        delay = backoff_s * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
+        delay = BACKOFF_S * (2 ** (attempt - 1)) * random.uniform(0.5, 1.5)  # noqa: S311
         log.info("transaction conflict; running the request again in %.3fs", delay)
         await asyncio.sleep(delay)
 
