@@ -23,6 +23,7 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from jose import jwk, jwt  # type: ignore[import-untyped]
 from jose.exceptions import ExpiredSignatureError, JWTClaimsError  # type: ignore[import-untyped]
 
@@ -336,6 +337,11 @@ class TokenVerifier:
         self._cache.put(digest, claims, min(exp, time.time() + JWKS_TTL_S))
         return claims
 
+    def already_verified(self, token: str) -> dict[str, Any] | None:
+        """The claims of a token `verify` accepted and would still accept from its cache; None for
+        any other. Fetches nothing and raises nothing (the fast paths: app/fast_path.py)."""
+        return self._cache.get(hashlib.sha256(token.encode()).digest())
+
     async def _select_key(self, token: str) -> VerifyingKey:
         try:
             header = json.loads(_b64url_decode(token.split(".", 1)[0]))
@@ -489,14 +495,35 @@ def _identity(claims: dict[str, Any], role: str) -> Identity:
         raise invalid_token(str(exc)) from None
 
 
-async def require_user(
-    claims: Annotated[dict[str, Any], Depends(verified_claims)],
-) -> UserIdentity:
-    """An `authenticated` user's token (tenant routes)."""
+def _user_identity(claims: dict[str, Any]) -> UserIdentity:
     identity = _identity(claims, ROLE_AUTHENTICATED)
     if not isinstance(identity, UserIdentity):  # pragma: no cover - identity_for makes one
         raise TypeError("an authenticated identity without a user id")
     return identity
+
+
+async def require_user(
+    claims: Annotated[dict[str, Any], Depends(verified_claims)],
+) -> UserIdentity:
+    """An `authenticated` user's token (tenant routes)."""
+    return _user_identity(claims)
+
+
+def accepted_user(request: Request) -> UserIdentity | None:
+    """For a fast path (app/fast_path.py): the identity require_user would give for this request
+    when it has accepted the same token before (the verifier's cache: within the token's `exp`
+    and the JWKS lifetime); None otherwise, and require_user then decides, saying why. A fast
+    path thus never verifies a token itself: no key fetch, no error of its own."""
+    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
+    if scheme.lower() != "bearer" or not token:
+        return None
+    claims = get_verifier(request).already_verified(token)
+    if claims is None:
+        return None
+    try:
+        return _user_identity(claims)
+    except ProblemError:  # a valid token of another role, or a bad `sub`: require_user's 401/403
+        return None
 
 
 async def require_service(

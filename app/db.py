@@ -6,7 +6,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -213,13 +213,21 @@ async def tenant_connection(
         yield conn
 
 
+def list_transaction(
+    request: Request, identity: Identity
+) -> AbstractAsyncContextManager[asyncpg.Connection]:
+    """A keyset list's transaction over a long history (sorting discouraged), as `authenticated`:
+    what ListConn gives a route, and what a fast path (app/fast_path.py) opens itself."""
+    return _transaction(
+        request, role="authenticated", identity=identity, tenant=True, keyset_list=True
+    )
+
+
 async def list_connection(
     request: Request, identity: Annotated[Identity, Depends(require_user)]
 ) -> AsyncIterator[asyncpg.Connection]:
     """tenant_connection for a keyset list over a long history: sorting discouraged."""
-    async with _transaction(
-        request, role="authenticated", identity=identity, tenant=True, keyset_list=True
-    ) as conn:
+    async with list_transaction(request, identity) as conn:
         yield conn
 
 

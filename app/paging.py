@@ -19,6 +19,7 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+MAX_CURSOR_LENGTH = 1024
 
 Limit = Annotated[
     int,
@@ -28,7 +29,10 @@ Limit = Annotated[
 ]
 Cursor = Annotated[
     str | None,
-    Query(max_length=1024, description="The `next_cursor` of the previous page, as it was given."),
+    Query(
+        max_length=MAX_CURSOR_LENGTH,
+        description="The `next_cursor` of the previous page, as it was given.",
+    ),
 ]
 
 
