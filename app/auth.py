@@ -47,7 +47,8 @@ ASYMMETRIC_ALGORITHMS = frozenset({"ES256", "RS256"})
 FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c", "x5t", "x5t#S256", "crit")
 _KID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+# A UUID as PostgreSQL and Python write it (fullmatch: `$` would let a trailing newline through).
+CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 
 ROLE_AUTHENTICATED = "authenticated"
@@ -377,7 +378,7 @@ class TokenVerifier:
 
 
 def _tenant_from(value: Any) -> uuid.UUID:
-    if not isinstance(value, str) or not _UUID.match(value.lower()):
+    if not isinstance(value, str) or not CANONICAL_UUID.fullmatch(value.lower()):
         raise InvalidTokenError("tenant_id is not a UUID")
     return uuid.UUID(value)
 
@@ -394,7 +395,7 @@ def tenant_from_claims(claims: Mapping[str, Any]) -> uuid.UUID | None:
 
 def _user_id(claims: Mapping[str, Any]) -> uuid.UUID:
     sub = claims.get("sub")
-    if not isinstance(sub, str) or not _UUID.match(sub):
+    if not isinstance(sub, str) or not CANONICAL_UUID.fullmatch(sub):
         raise InvalidTokenError("sub must be a UUID")
     return uuid.UUID(sub)
 

@@ -43,7 +43,7 @@ POOL_IN_USE = Gauge(
 POOL_SIZE = Gauge("motomind_db_pool_size", "Database connections open", multiprocess_mode="livesum")
 FAST_PATH_REQUESTS = Counter(
     "motomind_fast_path_requests_total",
-    "Requests answered by their route's fast path (app/fast_path.py) instead of FastAPI's handling",
+    "Requests taken by their route's fast path (app/fast_path.py) instead of FastAPI's handling",
     ["route"],
 )
 JWKS_FETCHES = Counter("motomind_jwks_fetches_total", "JWKS fetches", ["outcome"])

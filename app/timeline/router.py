@@ -5,11 +5,12 @@ from datetime import date, datetime, timedelta
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
 
+import asyncpg
 from fastapi import APIRouter, Body, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth import CurrentUser, accepted_user
-from app.db import ListConn, TenantConn, list_transaction
+from app.auth import CANONICAL_UUID, CurrentUser, accepted_user
+from app.db import ListConn, TenantConn, list_connection, list_transaction
 from app.errors import ProblemError, not_found, problem_responses
 from app.fast_path import FastPathRoute, fast_path
 from app.idempotency import IdempotencyKey
@@ -134,7 +135,7 @@ def _position(cursor: str | None, key: bytes, scope: dict[str, Any]) -> queries.
 
 async def _page(
     request: Request,
-    conn: ListConn,
+    conn: asyncpg.Connection,
     *,
     vehicle_id: UUID | None,
     types: list[EventType] | None,
@@ -176,8 +177,7 @@ async def _page(
     return Response(body, media_type="application/json")
 
 
-_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-_CANONICAL_LIMIT = re.compile(r"[1-9][0-9]{0,2}")
+_CANONICAL_LIMIT = re.compile(rf"[1-9][0-9]{{0,{len(str(MAX_LIMIT)) - 1}}}")  # no sign, no 0s
 
 
 async def _everyday_page(request: Request) -> Response | None:
@@ -189,7 +189,7 @@ async def _everyday_page(request: Request) -> Response | None:
         return None
     vehicle_id: UUID | None = None
     if (in_path := request.path_params.get("vehicle_id")) is not None:
-        if not _CANONICAL_UUID.fullmatch(in_path):
+        if not CANONICAL_UUID.fullmatch(in_path):
             return None
         vehicle_id = UUID(in_path)
     limit, cursor = DEFAULT_LIMIT, None
@@ -225,7 +225,7 @@ async def _everyday_page(request: Request) -> Response | None:
     tags=["vehicles"],
     responses=_READ_ERRORS,
 )
-@fast_path(_everyday_page)
+@fast_path(_everyday_page, replaces=list_connection)
 async def vehicle_timeline(
     vehicle_id: UUID,
     request: Request,
@@ -233,7 +233,7 @@ async def vehicle_timeline(
     types: TypeFilter = None,
     from_: FromDate = None,
     to: ToDate = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """The vehicle's events, newest first, with the same filters and paging as
@@ -257,7 +257,7 @@ async def vehicle_timeline(
     summary="List events",
     responses=_READ_ERRORS,
 )
-@fast_path(_everyday_page)
+@fast_path(_everyday_page, replaces=list_connection)
 async def list_events(
     request: Request,
     conn: ListConn,
@@ -265,7 +265,7 @@ async def list_events(
     types: TypeFilter = None,
     from_: FromDate = None,
     to: ToDate = None,
-    limit: Limit = 50,
+    limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Response:
     """Your tenant's events, newest first (by `date`, then when they were recorded).
