@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.cpu                       # the GET cases, after `python -m bench.run`
     .venv/bin/python -m bench.cpu --profile 30 /v1/vehicles/{vehicle}/timeline
+    .venv/bin/python -m bench.cpu '/v1/vehicles/{vehicle}/timeline?x=1'  # FastAPI's own handling
 
 The real app (create_app, its lifespan, pool and middleware) is called as an ASGI application in
 this process, with real tokens, against the seeded benchmark database; `{vehicle}` is replaced by
@@ -31,7 +32,8 @@ from bench.seed import BENCH_SECRET, DEFAULT_SERVER, OUT_DIR
 CASES = ["/v1/vehicles/{vehicle}/timeline", "/v1/vehicles/{vehicle}", "/v1/vehicles"]
 
 
-def _scope(path: str, token: str) -> dict[str, Any]:
+def _scope(target: str, token: str) -> dict[str, Any]:
+    path, _, query = target.partition("?")
     return {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -40,7 +42,7 @@ def _scope(path: str, token: str) -> dict[str, Any]:
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "root_path": "",
         "headers": [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {token}".encode())],
         "client": ("127.0.0.1", 50000),
