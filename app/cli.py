@@ -35,8 +35,9 @@ cli.add_typer(db_cli, name="db")
 @dataclass
 class Runtime:
     settings: Settings
-    api_dsn: str  # what the API logs in as
+    api_dsn: str | None  # what the API logs in as (None: DATABASE_URL unset, an admin URL given)
     admin_dsn: str  # what installs the schema
+    embedded: Path | None = None  # the embedded server's data directory, when it is used
 
 
 def with_user(dsn: str, user: str) -> str:
@@ -46,24 +47,41 @@ def with_user(dsn: str, user: str) -> str:
 
 
 def runtime(settings: Settings | None = None) -> Runtime:
-    """Where to connect: DATABASE_URL, or the embedded server (started here) when it is unset."""
+    """Where to connect: DATABASE_ADMIN_URL / DATABASE_URL when either is set, always; the embedded
+    server (started here) only when neither is."""
     settings = settings or get_settings()
-    if settings.database_url:
+    if settings.database_url or settings.database_admin_url:
         admin = settings.database_admin_url or settings.database_url
+        assert admin is not None
         return Runtime(settings, settings.database_url, admin)
     server = start_embedded(settings.motomind_data_dir)
     admin = str(server.get_uri())
     if settings.supabase_jwt_secret is None and settings.supabase_url is None:
         secret = dev_secret(settings.motomind_data_dir)
         settings = settings.model_copy(update={"supabase_jwt_secret": SecretStr(secret)})
-    # The API logs in as `authenticator` (owns nothing, not a superuser), as in production.
-    return Runtime(settings, with_user(admin, "authenticator"), admin)
+    # The API logs in as its own login role (owns nothing, not a superuser), as in production.
+    api = with_user(admin, settings.motomind_api_role)
+    return Runtime(settings, api, admin, embedded=settings.motomind_data_dir)
+
+
+def announce(rt: Runtime) -> None:
+    """Say so when the embedded server is used: nothing was set that names a server."""
+    if rt.embedded is not None:
+        typer.echo(
+            f"DATABASE_URL and DATABASE_ADMIN_URL are unset: using the embedded PostgreSQL "
+            f"in {rt.embedded.resolve()}"
+        )
 
 
 async def _init(rt: Runtime) -> bool:
     conn = await asyncpg.connect(rt.admin_dsn)
     try:
-        await schema.install(conn)
+        password = rt.settings.motomind_api_password
+        await schema.install(
+            conn,
+            api_role=rt.settings.motomind_api_role,
+            api_password=password.get_secret_value() if password else None,
+        )
         return await schema.schedule_cron_jobs(conn, rt.admin_dsn)
     finally:
         await conn.close()
@@ -73,8 +91,14 @@ async def _init(rt: Runtime) -> bool:
 def db_init() -> None:
     """Install or upgrade the schema (idempotent)."""
     rt = runtime()
+    announce(rt)
     scheduled = asyncio.run(_init(rt))
-    typer.echo(f"schema version {schema.SCHEMA_VERSION} installed")
+    where = urlsplit(rt.admin_dsn)
+    typer.echo(
+        f"schema version {schema.SCHEMA_VERSION} installed in database "
+        f"{where.path.lstrip('/') or '(default)'} on {where.hostname or 'a local socket'}"
+    )
+    typer.echo(f"the API logs in as {rt.settings.motomind_api_role}")
     typer.echo(
         "maintenance: pg_cron jobs scheduled"
         if scheduled
@@ -93,7 +117,9 @@ async def _status(rt: Runtime) -> schema.SchemaStatus:
 @db_cli.command("status")
 def db_status() -> None:
     """Schema version, partitions, scheduled jobs and feed freshness."""
-    st = asyncio.run(_status(runtime()))
+    rt = runtime()
+    announce(rt)
+    st = asyncio.run(_status(rt))
     if st.version is None:
         typer.echo("schema: not installed (run `motomind db init`)")
         raise typer.Exit(1)
@@ -124,7 +150,14 @@ def serve(
 
     rt = runtime()
     configure_logging(rt.settings)
-    if not rt.settings.database_url:
+    if rt.api_dsn is None:
+        typer.echo(
+            "DATABASE_ADMIN_URL is set but DATABASE_URL is not: set DATABASE_URL to the API's "
+            f"login ({rt.settings.motomind_api_role}); `motomind db init` creates it",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if rt.embedded is not None:
         asyncio.run(_init(rt))
     workers = workers or rt.settings.web_concurrency
     if workers == 1:

@@ -15,6 +15,10 @@ class Settings(BaseSettings):
 
     database_url: str | None = None
     database_admin_url: str | None = None
+    # The API's login role, created by `db init` (LOGIN NOINHERIT, owns nothing, member of anon,
+    # authenticated and service_role): Supabase lets no project set `authenticator`'s password.
+    motomind_api_role: str = Field(default="motomind_api", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    motomind_api_password: SecretStr | None = None
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, ge=1)
     db_statement_cache_size: int = Field(default=100, ge=0)

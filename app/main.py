@@ -51,15 +51,16 @@ class AppState:
     shutting_down: bool = False
 
 
-async def _warn_if_privileged(pool: asyncpg.Pool) -> None:
+async def _warn_if_privileged(pool: asyncpg.Pool, api_role: str) -> None:
     row = await pool.fetchrow(
         "select rolsuper, rolbypassrls from pg_roles where rolname = current_user"
     )
     if row and (row["rolsuper"] or row["rolbypassrls"]):
         log.warning(
             "DATABASE_URL logs in as a role that %s: Row Level Security does not protect "
-            "tenants against a bug in this process. Log in as `authenticator` instead.",
+            "tenants against a bug in this process. Log in as %s (`motomind db init` creates it).",
             "is a superuser" if row["rolsuper"] else "bypasses RLS",
+            api_role,
         )
 
 
@@ -91,7 +92,7 @@ def create_app(
         except BaseException:
             await http.aclose()
             raise
-        await _warn_if_privileged(pool)
+        await _warn_if_privileged(pool, settings.motomind_api_role)
         forget_dead_workers()
         cursor_key = await _cursor_key(pool)
         state = AppState(

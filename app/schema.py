@@ -1,6 +1,11 @@
 """Install or upgrade the schema from `sql/`, and report what is installed."""
 
+import base64
 import contextlib
+import hashlib
+import hmac
+import re
+import secrets
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -11,6 +16,11 @@ import asyncpg
 from app.db import dsn_with
 
 SCHEMA_VERSION = 1
+DEFAULT_API_ROLE = "motomind_api"
+API_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+RESERVED_ROLES = frozenset(
+    {"postgres", "anon", "authenticated", "service_role", "authenticator", "public"}
+)
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 # Serializes concurrent installers (two `serve` processes starting at once).
 INSTALL_LOCK_KEY = 0x4D4D_5343  # "MMSC"
@@ -29,12 +39,66 @@ def sql_files() -> list[Path]:
     return files
 
 
-async def install(conn: asyncpg.Connection) -> None:
-    """Run every file in order, in one transaction, under an advisory lock. Idempotent."""
+async def install(
+    conn: asyncpg.Connection,
+    *,
+    api_role: str = DEFAULT_API_ROLE,
+    api_password: str | None = None,
+) -> None:
+    """Run every file in order, then make sure the API's login role exists, in one transaction,
+    under an advisory lock. Idempotent."""
     async with conn.transaction():
         await conn.execute("select pg_advisory_xact_lock($1)", INSTALL_LOCK_KEY)
         for path in sql_files():
             await conn.execute(path.read_text())
+        await ensure_api_role(conn, api_role, api_password)
+
+
+def scram_verifier(password: str, *, iterations: int = 4096) -> str:
+    """The SCRAM-SHA-256 verifier PostgreSQL stores for `password` (RFC 5802/7677): setting it
+    instead of the password keeps the plain text out of pg_stat_activity and the server log."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    client_key = hmac.digest(salted, b"Client Key", "sha256")
+    server_key = hmac.digest(salted, b"Server Key", "sha256")
+    stored_key = hashlib.sha256(client_key).digest()
+    b64 = base64.b64encode
+    return (
+        f"SCRAM-SHA-256${iterations}:{b64(salt).decode()}"
+        f"${b64(stored_key).decode()}:{b64(server_key).decode()}"
+    )
+
+
+async def ensure_api_role(conn: asyncpg.Connection, name: str, password: str | None) -> None:
+    """The API's login: LOGIN NOINHERIT, owning nothing, a member of exactly the roles it switches
+    to. Done as Supabase's `postgres` can (CREATEROLE, not a superuser); roles are cluster-wide,
+    so a second installer racing this one is fine."""
+    if (
+        not API_ROLE_NAME.fullmatch(name)
+        or name in RESERVED_ROLES
+        or name.startswith(("pg_", "supabase"))
+    ):
+        raise ValueError(f"{name!r} cannot be the API's login role")
+    existing = await conn.fetchrow(
+        "select rolsuper, rolbypassrls from pg_catalog.pg_roles where rolname = $1", name
+    )
+    if existing is None:
+        try:
+            async with conn.transaction():  # a savepoint: another installer may win the race
+                await conn.execute(f"create role {name} login noinherit")
+        except asyncpg.DuplicateObjectError:
+            pass
+    elif existing["rolsuper"] or existing["rolbypassrls"]:
+        raise ValueError(f"role {name} bypasses row level security: the API must not log in as it")
+    else:
+        await conn.execute(f"alter role {name} login noinherit")
+    for member_of in ("anon", "authenticated", "service_role"):
+        if not await conn.fetchval("select pg_has_role($1, $2, 'MEMBER')", name, member_of):
+            await conn.execute(f"grant {member_of} to {name}")
+    await conn.execute(f"grant execute on function public.cursor_signing_key() to {name}")
+    if password is not None:
+        verifier = scram_verifier(password).replace("'", "''")
+        await conn.execute(f"alter role {name} password '{verifier}'")
 
 
 async def installed_version(conn: asyncpg.Connection) -> int | None:

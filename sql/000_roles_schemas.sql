@@ -39,5 +39,3 @@ create schema if not exists auth;
 
 revoke all on schema private from public, anon, authenticated, service_role;
 grant usage on schema public to anon, authenticated, service_role;
--- auth.uid() and friends are called by column defaults and triggers running as the caller.
-grant usage on schema auth to anon, authenticated, service_role;

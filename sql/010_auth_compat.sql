@@ -34,7 +34,7 @@ begin
 
   execute $f$
     create or replace function auth.jwt() returns jsonb
-    language sql stable set search_path = '' as $b$
+    language sql stable set search_path = pg_catalog, pg_temp as $b$
       select coalesce(
         nullif(pg_catalog.current_setting('request.jwt.claim', true), ''),
         nullif(pg_catalog.current_setting('request.jwt.claims', true), '')
@@ -44,7 +44,7 @@ begin
 
   execute $f$
     create or replace function auth.uid() returns uuid
-    language sql stable set search_path = '' as $b$
+    language sql stable set search_path = pg_catalog, pg_temp as $b$
       select case when s ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
                   then s::uuid end
       from (select coalesce(
@@ -56,7 +56,7 @@ begin
 
   execute $f$
     create or replace function auth.role() returns text
-    language sql stable set search_path = '' as $b$
+    language sql stable set search_path = pg_catalog, pg_temp as $b$
       select coalesce(
         nullif(pg_catalog.current_setting('request.jwt.claim.role', true), ''),
         nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'role'
@@ -66,7 +66,7 @@ begin
 
   execute $f$
     create or replace function auth.email() returns text
-    language sql stable set search_path = '' as $b$
+    language sql stable set search_path = pg_catalog, pg_temp as $b$
       select coalesce(
         nullif(pg_catalog.current_setting('request.jwt.claim.email', true), ''),
         nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb ->> 'email'
@@ -76,5 +76,8 @@ begin
 
   grant execute on function auth.jwt(), auth.uid(), auth.role(), auth.email()
     to anon, authenticated, service_role;
+  -- auth.uid() and friends are called by column defaults and triggers running as the caller
+  -- (Supabase grants this itself; its `auth` is not ours to grant on).
+  grant usage on schema auth to anon, authenticated, service_role;
 end
 $$;

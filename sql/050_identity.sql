@@ -5,7 +5,7 @@
 -- profile of `sub`. No claims, malformed claims or a non-uuid value give NULL, which matches no
 -- row in any policy. `user_metadata` is never read.
 create or replace function public.current_tenant_id() returns uuid
-language plpgsql stable security definer set search_path = '' as $$
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_raw text := nullif(pg_catalog.current_setting('request.jwt.claims', true), '');
   v_claims jsonb;

@@ -2,7 +2,7 @@
 
 -- Checked by the API's login role in /readyz, hence executable by PUBLIC.
 create or replace function public.schema_version() returns int
-language sql stable security definer set search_path = '' as $$
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
   select max(version) from private.schema_version
 $$;
 revoke all on function public.schema_version() from public;
@@ -12,7 +12,7 @@ grant execute on function public.schema_version() to public;
 -- refuse, as row level security would, a row outside the caller's tenant. Callers that bypass
 -- RLS (superuser, BYPASSRLS roles: installers, imports, maintenance) are not restricted.
 create or replace function private.assert_row_tenant(p_tenant_id uuid, p_table text) returns void
-language plpgsql stable security definer set search_path = '' as $$
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_role text := pg_catalog.current_setting('role', true);
   v_privileged boolean;
@@ -34,7 +34,7 @@ $$;
 revoke all on function private.assert_row_tenant(uuid, text) from public;
 
 create or replace function private.is_iso_date(p_value text) returns boolean
-language plpgsql immutable set search_path = '' as $$
+language plpgsql immutable set search_path = pg_catalog, pg_temp as $$
 begin
   if p_value is null or p_value !~ '^[0-9]{4}-[0-9]{2}-[0-9]{2}$' then
     return false;
@@ -47,14 +47,14 @@ $$;
 revoke all on function private.is_iso_date(text) from public;
 
 create or replace function private.is_uuid(p_value text) returns boolean
-language sql immutable set search_path = '' as $$
+language sql immutable set search_path = pg_catalog, pg_temp as $$
   select p_value ~ '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'
 $$;
 revoke all on function private.is_uuid(text) from public;
 
 -- Same rule as vehicle_images.storage_url.
 create or replace function private.is_safe_url(p_value text) returns boolean
-language sql immutable set search_path = '' as $$
+language sql immutable set search_path = pg_catalog, pg_temp as $$
   select char_length(p_value) <= 2048 and (
     p_value ~* '^https?://[a-z0-9.-]+(:[0-9]{1,5})?([/?#][^[:space:]]*)?$'
     or (p_value ~ '^[A-Za-z0-9_.~%+=@/-]+$' and p_value !~ '^//'
@@ -63,7 +63,7 @@ $$;
 revoke all on function private.is_safe_url(text) from public;
 
 create or replace function private.payload_error(p_field text, p_problem text) returns void
-language plpgsql immutable set search_path = '' as $$
+language plpgsql immutable set search_path = pg_catalog, pg_temp as $$
 begin
   raise exception using errcode = 'MM002', message = 'invalid_payload',
     detail = p_field || ' ' || p_problem, column = p_field;
@@ -76,7 +76,7 @@ revoke all on function private.payload_error(text, text) from public;
 -- JSON null in an optional field counts as absent.
 create or replace function private.validate_event_payload(p_type text, p_miles int, p_payload jsonb)
 returns void
-language plpgsql immutable set search_path = '' as $$
+language plpgsql immutable set search_path = pg_catalog, pg_temp as $$
 declare
   v_allowed text[];
   v_required text[];
@@ -242,7 +242,7 @@ revoke all on function private.validate_event_payload(text, int, jsonb) from pub
 -- of corrections (sql/680_timeline.sql) answers it. Reads look a page's corrections up in one go
 -- (app/timeline/queries.py), the feed a refresh's (sql/600_views.sql), by the same predicate.
 create or replace function private.correction_of(p_tenant_id uuid, p_event_id uuid) returns uuid
-language sql stable set search_path = '' as $$
+language sql stable set search_path = pg_catalog, pg_temp as $$
   select c.id from public.vehicle_events c
   where c.tenant_id = p_tenant_id and c.payload ? 'correction_of'
     and (c.payload ->> 'correction_of') = p_event_id::text
@@ -253,7 +253,7 @@ revoke all on function private.correction_of(uuid, uuid) from public;
 -- The highest reading among the vehicle's events that are not superseded.
 create or replace function private.vehicle_max_reading(p_tenant_id uuid, p_vehicle_id uuid,
   out id uuid, out date date, out miles int)
-language sql stable security definer set search_path = '' as $$
+language sql stable security definer set search_path = pg_catalog, pg_temp as $$
   select e.id, e.date, e.miles
   from public.vehicle_events e
   where e.tenant_id = p_tenant_id and e.vehicle_id = p_vehicle_id and e.miles is not null

@@ -14,7 +14,7 @@
 -- Audit ---------------------------------------------------------------------------------------
 
 create or replace function private.tg_audit() returns trigger
-language plpgsql set search_path = '' as $$
+language plpgsql set search_path = pg_catalog, pg_temp as $$
 begin
   if tg_op = 'INSERT' then
     new.created_by := coalesce(new.created_by, auth.uid());
@@ -37,7 +37,7 @@ end
 $$;
 
 create or replace function private.tg_touch_updated_at() returns trigger
-language plpgsql set search_path = '' as $$
+language plpgsql set search_path = pg_catalog, pg_temp as $$
 begin
   new.created_at := old.created_at;
   new.updated_at := now();
@@ -61,7 +61,7 @@ create or replace trigger reminders_audit before insert or update on public.remi
 -- Sign-up and email sync on auth.users --------------------------------------------------------
 
 create or replace function private.tg_handle_new_user() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_claimed text := new.raw_app_meta_data ->> 'tenant_id';
   v_tenant uuid;
@@ -81,7 +81,7 @@ end
 $$;
 
 create or replace function private.tg_sync_user_email() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
   update public.profiles set email = left(coalesce(new.email, ''), 320)
   where id = new.id and email is distinct from left(coalesce(new.email, ''), 320);
@@ -89,8 +89,46 @@ begin
 end
 $$;
 
+-- Placement by the service role after sign-up: Supabase Auth's admin API inserts the user, then
+-- sets raw_app_meta_data (which users cannot write) with an UPDATE. A tenant_id set or changed
+-- there moves the user's profile into that tenant when it exists; one that does not exist (or is
+-- not a uuid) refuses the update, so the user stays where they were. raw_user_meta_data, which
+-- users write themselves, never moves anyone.
+create or replace function private.tg_place_user() returns trigger
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
+declare
+  v_claimed text := new.raw_app_meta_data ->> 'tenant_id';
+  v_tenant uuid;
+begin
+  if v_claimed is null then
+    return new;
+  end if;
+  if not private.is_uuid(v_claimed) then
+    raise exception using errcode = '22023', message = 'tenant_not_found',
+      detail = pg_catalog.format('app_metadata.tenant_id %s is not a uuid', pg_catalog.left(v_claimed, 64)),
+      hint = 'the user stays in their tenant';
+  end if;
+  v_tenant := v_claimed::uuid;
+  if not exists (select 1 from public.tenants t where t.id = v_tenant) then
+    raise exception using errcode = '23503', message = 'tenant_not_found',
+      detail = pg_catalog.format('tenant %s does not exist', v_tenant),
+      hint = 'the user stays in their tenant';
+  end if;
+  update public.profiles set tenant_id = v_tenant
+  where id = new.id and tenant_id is distinct from v_tenant;
+  insert into public.profiles (id, tenant_id, email, created_by)
+  values (new.id, v_tenant, pg_catalog.left(coalesce(new.email, ''), 320), new.id)
+  on conflict (id) do nothing;
+  return new;
+end
+$$;
+
 create or replace trigger motomind_on_auth_user_created after insert on auth.users
   for each row execute function private.tg_handle_new_user();
+create or replace trigger motomind_on_auth_user_placed after update of raw_app_meta_data on auth.users
+  for each row
+  when (old.raw_app_meta_data -> 'tenant_id' is distinct from new.raw_app_meta_data -> 'tenant_id')
+  execute function private.tg_place_user();
 create or replace trigger motomind_on_auth_user_email after update of email on auth.users
   for each row when (old.email is distinct from new.email)
   execute function private.tg_sync_user_email();
@@ -99,7 +137,7 @@ create or replace trigger motomind_on_auth_user_email after update of email on a
 
 -- Soft delete: vehicles leave the garage, the garage's own reminders go with it.
 create or replace function private.tg_garages_soft_delete() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
   update public.vehicles set garage_id = null
   where tenant_id = new.tenant_id and garage_id = new.id;
@@ -119,7 +157,7 @@ create or replace trigger garages_soft_delete after update of deleted_at on publ
 -- Vehicles -----------------------------------------------------------------------------------
 
 create or replace function private.tg_vehicles_check() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_max record;
 begin
@@ -169,7 +207,7 @@ create or replace trigger vehicles_check before insert or update on public.vehic
   for each row execute function private.tg_vehicles_check();
 
 create or replace function private.tg_vehicles_soft_delete() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
   update public.reminders set deleted_at = new.deleted_at
   where tenant_id = new.tenant_id and vehicle_id = new.id and deleted_at is null;
@@ -187,7 +225,7 @@ create or replace trigger vehicles_soft_delete after update of deleted_at on pub
 
 create or replace function private.assert_live_vehicle(p_tenant_id uuid, p_vehicle_id uuid,
   p_constraint text) returns void
-language plpgsql stable security definer set search_path = '' as $$
+language plpgsql stable security definer set search_path = pg_catalog, pg_temp as $$
 begin
   if p_vehicle_id is not null and not exists (
        select 1 from public.vehicles v
@@ -200,7 +238,7 @@ $$;
 revoke all on function private.assert_live_vehicle(uuid, uuid, text) from public;
 
 create or replace function private.tg_reminders_check() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_revived boolean := tg_op = 'UPDATE' and old.deleted_at is not null and new.deleted_at is null;
 begin
@@ -238,7 +276,7 @@ create or replace trigger reminders_check before insert or update on public.remi
   for each row execute function private.tg_reminders_check();
 
 create or replace function private.tg_vehicle_images_check() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 begin
   perform private.assert_row_tenant(new.tenant_id, 'vehicle_images');
   if tg_op = 'INSERT' or new.vehicle_id is distinct from old.vehicle_id
@@ -255,22 +293,32 @@ create or replace trigger vehicle_images_check before insert or update on public
 -- The timeline -------------------------------------------------------------------------------
 
 create or replace function private.tg_vehicle_events_immutable() returns trigger
-language plpgsql set search_path = '' as $$
+language plpgsql set search_path = pg_catalog, pg_temp as $$
 begin
-  if coalesce(pg_catalog.current_setting('motomind.maintenance', true), '') <> 'on' then
-    raise exception using errcode = 'MM003', message = 'event_immutable',
-      detail = 'timeline events cannot be updated or deleted; record a correction instead',
-      hint = 'insert an event with payload.correction_of = the event id';
+  -- Any session can set any custom setting, so the maintenance switch counts only for a session
+  -- that logged in as the schema's owner (or a superuser) and has not SET ROLE to anyone: never
+  -- for the API's login or a client role, also not when a cascade runs the delete as the owner.
+  if coalesce(pg_catalog.current_setting('motomind.maintenance', true), '') = 'on'
+     and coalesce(pg_catalog.current_setting('role', true), 'none') = 'none'
+     and exists (select 1 from pg_catalog.pg_class c join pg_catalog.pg_roles o on o.oid = c.relowner
+                 where c.oid = tg_relid
+                   and pg_catalog.pg_has_role(session_user, o.oid, 'MEMBER')) then
+    return case when tg_op = 'DELETE' then old else new end;
   end if;
-  return case when tg_op = 'DELETE' then old else new end;
+  raise exception using errcode = 'MM003', message = 'event_immutable',
+    detail = 'timeline events cannot be updated or deleted; record a correction instead',
+    hint = 'insert an event with payload.correction_of = the event id';
 end
 $$;
 
--- Validation, then (under a per-vehicle lock, so concurrent appends serialize) corrections and
--- the odometer rule. Read committed is assumed: statements inside this volatile function take
--- a fresh snapshot after the lock is granted, so they see what the previous holder committed.
+-- Validation, then (under a per-vehicle row lock, so concurrent appends serialize) corrections
+-- and the odometer rule. The lock is an update of the vehicle's row in private.timeline_heads
+-- (sql/120_timeline_heads.sql), which every append makes: under READ COMMITTED a waiter then
+-- sees what the previous holder committed (each statement here takes a fresh snapshot); under
+-- REPEATABLE READ or SERIALIZABLE, whose snapshot predates that commit, the update fails with a
+-- serialization failure (40001, retried by the API) instead of checking against stale rows.
 create or replace function private.tg_vehicle_events_before_insert() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_tomorrow date;
   v_corr uuid;
@@ -293,8 +341,9 @@ begin
   end if;
   new.created_by := coalesce(new.created_by, auth.uid());
 
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('motomind.vehicle_events'),
-    pg_catalog.hashtext(coalesce(new.vehicle_id, new.tenant_id)::text));
+  insert into private.timeline_heads as h (tenant_id, subject_id)
+  values (new.tenant_id, coalesce(new.vehicle_id, new.tenant_id))
+  on conflict (tenant_id, subject_id) do update set appends = h.appends + 1;
 
   perform private.assert_live_vehicle(new.tenant_id, new.vehicle_id, 'vehicle_events_vehicle_fkey');
 
@@ -308,6 +357,8 @@ begin
 
   v_corr := (new.payload ->> 'correction_of')::uuid;
   if v_corr is not null then
+    -- Stored as PostgreSQL writes a uuid: corrections are looked up by that text.
+    new.payload := pg_catalog.jsonb_set(new.payload, '{correction_of}', pg_catalog.to_jsonb(v_corr::text));
     select e.id, e.vehicle_id into v_target
     from public.vehicle_events e
     where e.tenant_id = new.tenant_id and e.id = v_corr
@@ -358,7 +409,7 @@ $$;
 
 -- Derived state, in the same transaction: current_mileage and the reminder's status.
 create or replace function private.tg_vehicle_events_after_insert() returns trigger
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_max int;
 begin
@@ -390,7 +441,7 @@ create trigger vehicle_events_after_insert after insert on public.vehicle_events
 
 -- Trigger functions are never called directly.
 revoke all on function private.tg_audit(), private.tg_touch_updated_at(),
-  private.tg_handle_new_user(), private.tg_sync_user_email(), private.tg_garages_soft_delete(),
+  private.tg_handle_new_user(), private.tg_sync_user_email(), private.tg_place_user(), private.tg_garages_soft_delete(),
   private.tg_vehicles_check(), private.tg_vehicles_soft_delete(), private.tg_reminders_check(),
   private.tg_vehicle_images_check(), private.tg_vehicle_events_immutable(),
   private.tg_vehicle_events_before_insert(), private.tg_vehicle_events_after_insert()

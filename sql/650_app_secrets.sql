@@ -18,7 +18,7 @@ returns bytea
 language sql
 stable
 security definer
-set search_path = ''
+set search_path = pg_catalog, pg_temp
 as $$ select value from private.app_secrets where name = 'cursor_signing_key' $$;
 
 revoke all on function public.cursor_signing_key() from public;

@@ -3,7 +3,7 @@
 -- returned, not raised, so the log row survives; the result says what happened.
 
 create or replace function public.refresh_timeline() returns jsonb
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_started timestamptz := pg_catalog.clock_timestamp();
   v_rows bigint;
@@ -36,9 +36,9 @@ begin
 end
 $$;
 
--- Keeps partitions for this year and the two after it.
+-- Keeps partitions for this year and the two after it, and history covered.
 create or replace function public.create_next_year_partition() returns jsonb
-language plpgsql security definer set search_path = '' as $$
+language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
   v_started timestamptz := pg_catalog.clock_timestamp();
   v_created bigint := 0;
@@ -55,6 +55,8 @@ begin
         v_created := v_created + 1;
       end if;
     end loop;
+    -- Gaps in history (none after an install; a repair if a partition was ever dropped).
+    v_created := v_created + private.ensure_history_partitions();
   exception when others then
     v_error := sqlstate || ': ' || sqlerrm;
   end;
@@ -67,7 +69,7 @@ end
 $$;
 
 create or replace function public.run_scheduled_maintenance() returns jsonb
-language sql security definer set search_path = '' as $$
+language sql security definer set search_path = pg_catalog, pg_temp as $$
   select pg_catalog.jsonb_build_array(public.create_next_year_partition(), public.refresh_timeline())
 $$;
 

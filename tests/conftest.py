@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.db import dsn_with
 from app.embedded import start_embedded
-from app.schema import install
+from app.schema import DEFAULT_API_ROLE, install
 from tests.helpers import TEST_JWT_SECRET
 
 
@@ -70,11 +70,12 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 @pytest.fixture(scope="session")
 def app_database_url(database_url: str) -> Iterator[str]:
-    """What the app logs in with: `authenticator`, directly or through a real PgBouncer in
-    transaction mode when MOTOMIND_TEST_VIA_PGBOUNCER=1 (needs a TCP TEST_DATABASE_URL)."""
+    """What the app logs in with: the API's login role (`motomind_api`, created by the install),
+    directly or through a real PgBouncer in transaction mode when MOTOMIND_TEST_VIA_PGBOUNCER=1
+    (needs a TCP TEST_DATABASE_URL)."""
     from app.cli import with_user
 
-    direct = with_user(database_url, "authenticator")
+    direct = with_user(database_url, DEFAULT_API_ROLE)
     if os.environ.get("MOTOMIND_TEST_VIA_PGBOUNCER") != "1":
         yield direct
         return
@@ -83,9 +84,9 @@ def app_database_url(database_url: str) -> Iterator[str]:
     server = tcp_server(database_url)
     if server is None:
         pytest.fail("MOTOMIND_TEST_VIA_PGBOUNCER=1 needs a TCP TEST_DATABASE_URL")
-    with pgbouncer(server=server, users=["authenticator", "postgres"], pool_size=2) as bouncer:
+    with pgbouncer(server=server, users=[DEFAULT_API_ROLE, "postgres"], pool_size=2) as bouncer:
         parts = urlsplit(direct)
-        yield urlunsplit(parts._replace(netloc=f"authenticator@127.0.0.1:{bouncer.port}"))
+        yield urlunsplit(parts._replace(netloc=f"{DEFAULT_API_ROLE}@127.0.0.1:{bouncer.port}"))
 
 
 @pytest.fixture(scope="session")
@@ -106,7 +107,7 @@ def settings(app_database_url: str) -> Settings:
 
 @pytest.fixture(scope="session")
 async def app(settings: Settings) -> AsyncIterator[FastAPI]:
-    """The real app, its lifespan run once for the session, logging in as `authenticator`."""
+    """The real app, its lifespan run once for the session, logging in as `motomind_api`."""
     from asgi_lifespan import LifespanManager
 
     from app.main import create_app

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 
 from app.cli import with_user
+from app.schema import DEFAULT_API_ROLE
 from tests.helpers import TEST_JWT_SECRET
 from tests.pgbouncer import free_port
 
@@ -25,7 +26,7 @@ def serve_env(database_url: str, **extra: str) -> dict[str, str]:
         if not k.startswith(("DATABASE_", "SUPABASE_", "DB_", "JWT_", "MOTOMIND_", "WEB_"))
     }
     env.update(
-        DATABASE_URL=with_user(database_url, "authenticator"),
+        DATABASE_URL=with_user(database_url, DEFAULT_API_ROLE),
         SUPABASE_JWT_SECRET=TEST_JWT_SECRET,
         MAINTENANCE_SCHEDULER="false",
         LOG_FORMAT="json",

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from app.auth import JWKS_COOLDOWN_S, JWKS_TTL_S, TokenVerifier, issue_token
 from app.config import Settings
 from app.main import create_app
-from tests.helpers import User, create_user
+from tests.helpers import TEST_JWT_SECRET, User, create_user
 from tests.jwt_support import (
     DROP,
     ISSUER,
@@ -502,3 +502,79 @@ async def test_openapi_documents_bearer_and_problems(client: httpx.AsyncClient) 
         assert content["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
     assert "422" in doc["paths"]["/v1/me"]["patch"]["responses"]
     assert "Problem" in doc["components"]["schemas"]
+
+
+# --- Supabase's service_role key, and what a 401 says (issue 15, item 3) ------------------------
+
+
+def supabase_service_key(mode: str, **override: Any) -> str:
+    """Shaped like a Supabase project's service_role key: no aud, no sub, iss "supabase"."""
+    now = _now()
+    payload = {"iss": "supabase", "role": "service_role", "iat": now, "exp": now + 3600}
+    payload.update(override)
+    return mint(mode, {k: v for k, v in payload.items() if v is not DROP})
+
+
+@pytest.mark.parametrize("mode", ["hs", "es"])
+async def test_supabase_service_key_works_on_ops_only(jc: httpx.AsyncClient, mode: str) -> None:
+    key = supabase_service_key(mode)
+    resp = await jc.get("/v1/ops/health", headers=bearer(key))
+    assert resp.status_code == 200, resp.text
+    for path in ("/v1/me", "/v1/vehicles", "/v1/timeline"):
+        resp = await jc.get(path, headers=bearer(key))
+        assert resp.status_code == 403, (path, resp.text)
+        assert resp.json()["code"] == "forbidden"
+
+
+async def test_supabase_service_key_works_without_a_configured_issuer(
+    client: httpx.AsyncClient,
+) -> None:
+    resp = await client.get("/v1/ops/health", headers=bearer(supabase_service_key("hs")))
+    assert resp.status_code == 200, resp.text
+
+
+@pytest.mark.parametrize(
+    ("token", "detail"),
+    [
+        (lambda u: supabase_service_key("hs", iss="https://evil.test"), "wrong issuer"),
+        (lambda u: supabase_service_key("hs", exp=_now() - 120), "token expired"),
+        # A user's token without an audience is refused, whatever its issuer says.
+        (lambda u: mint("hs", claims(u, aud=DROP, iss="supabase")), "missing audience"),
+        (lambda u: mint("hs", claims(u, iss="supabase")), "wrong issuer"),
+    ],
+    ids=["service_wrong_iss", "service_expired", "user_without_aud", "user_iss_supabase"],
+)
+async def test_only_the_service_key_shape_is_relaxed(
+    jc: httpx.AsyncClient, user: User, token: Callable[[uuid.UUID], str], detail: str
+) -> None:
+    for path in ("/v1/ops/health", "/v1/me"):
+        resp = await jc.get(path, headers=bearer(token(user.id)))
+        assert_invalid_token(resp)
+        assert resp.json()["detail"] == detail
+
+
+FAILED_CHECKS = {
+    "expired": "token expired",
+    "nbf_future": "token not yet valid",
+    "missing_aud": "missing audience",
+    "wrong_aud": "wrong audience",
+    "wrong_aud_list": "wrong audience",
+    "missing_iss": "missing issuer",
+    "wrong_iss": "wrong issuer",
+    "wrong_secret": "bad signature",
+    "tampered_payload": "bad signature",
+    "garbage": "malformed token",
+    "bad_base64_header": "malformed token",
+}
+
+
+@pytest.mark.parametrize("attack", sorted(FAILED_CHECKS))
+async def test_a_401_says_which_check_failed(
+    jc: httpx.AsyncClient, user: User, attack: str
+) -> None:
+    resp = await jc.get("/v1/me", headers=bearer(ATTACKS[attack]("hs", user.id)))
+    assert_invalid_token(resp)
+    assert resp.json()["detail"] == FAILED_CHECKS[attack]
+    assert FAILED_CHECKS[attack] in resp.headers["www-authenticate"]
+    assert TEST_JWT_SECRET not in resp.text
+    assert TEST_JWT_SECRET not in resp.headers["www-authenticate"]

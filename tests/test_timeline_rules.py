@@ -4,6 +4,7 @@ the vehicle rules around them."""
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -469,28 +470,72 @@ async def test_concurrent_appends_for_one_vehicle_serialize(
     ) == max(miles)
 
 
-# Partitions on demand -----------------------------------------------------------------------
+# Partitions: history is accepted, and no tenant's dates add partitions (finding 5g) -----------
+
+PARTITION_COUNT = """select count(*) from pg_inherits
+                     where inhparent = 'public.vehicle_events'::regclass"""
 
 
-async def test_old_years_get_partitions_on_demand(db: asyncpg.Pool, user: User) -> None:
-    vid = await make_vehicle(db, user, year=1955)
-    year = 1950 + uuid.uuid4().int % 40  # a year other sessions on this server are unlikely to use
-    date = dt.date(year, 6, 1)
+async def test_history_back_to_1900_adds_no_partition(db: asyncpg.Pool, user: User) -> None:
+    """One event per year from 1900 to today, as a tenant would post them: every one is accepted
+    and the partition count, which every other tenant's lists pay for, does not move."""
+    vid = await make_vehicle(db, user, year=1899)
+    before = await db.fetchval(PARTITION_COUNT)
+    years = range(1900, TODAY.year + 1)
     async with committed_as(db, user) as conn:
-        exists = await conn.fetchval(
-            "select to_regclass($1) is not null", f"public.vehicle_events_{year}"
-        )
-        created = await conn.fetchval("select public.ensure_event_partition_for($1)", date)
-        assert created is not exists
-        assert await conn.fetchval("select public.ensure_event_partition_for($1)", date) is False
-        await conn.execute(INSERT_EVENT, vid, date, "odometer", 100, {})
-    part = await db.fetchrow(
-        """select relrowsecurity, relforcerowsecurity, relacl::text from pg_class
-           where oid = $1::regclass""",
-        f"public.vehicle_events_{year}",
+        for year in years:
+            date = dt.date(year, 6, 1) if year < TODAY.year else TODAY
+            await conn.fetchval("select public.ensure_event_partition_for($1)", date)
+            await conn.execute(INSERT_EVENT, vid, date, "odometer", year - 1899, {})
+    assert await db.fetchval(PARTITION_COUNT) == before
+    assert await db.fetchval(
+        "select count(*) from public.vehicle_events where vehicle_id = $1", vid
+    ) == len(years)
+    # History lives in partitions that are as closed to clients as the yearly ones.
+    rows = await db.fetch(
+        """select c.relname, c.relrowsecurity, c.relforcerowsecurity, c.relacl::text as acl
+           from pg_inherits i join pg_class c on c.oid = i.inhrelid
+           where i.inhparent = 'public.vehicle_events'::regclass
+             and c.relname like 'vehicle_events_history_%'"""
     )
-    assert part["relrowsecurity"] and part["relforcerowsecurity"]
-    assert "authenticated" not in (part["relacl"] or "")
+    assert rows
+    for part in rows:
+        assert part["relrowsecurity"] and part["relforcerowsecurity"], part["relname"]
+        assert "authenticated" not in (part["acl"] or ""), part["relname"]
+
+
+async def test_every_accepted_date_has_a_partition(db: asyncpg.Pool) -> None:
+    """Covered from 1900-01-01 through the year after next, without a gap or an overlap."""
+    ranges = await db.fetch(
+        "select range_start, range_end from private.event_partition_ranges() order by range_start"
+    )
+    assert ranges[0]["range_start"] == dt.date(1900, 1, 1)
+    for earlier, later in itertools.pairwise(ranges):
+        assert earlier["range_end"] == later["range_start"]
+    assert ranges[-1]["range_end"] >= dt.date(TODAY.year + 3, 1, 1)
+
+
+async def test_maintenance_repairs_a_gap_in_history(db: asyncpg.Pool) -> None:
+    """A history partition gone (an operator detached it): the next maintenance run covers the
+    gap again with one partition. Rolled back, so other tests keep the database as installed."""
+    async with db.acquire() as conn:
+        tx = conn.transaction()
+        await tx.start()
+        try:
+            name = await conn.fetchval(
+                """select c.relname from pg_inherits i join pg_class c on c.oid = i.inhrelid
+                   where i.inhparent = 'public.vehicle_events'::regclass
+                     and c.relname like 'vehicle_events_history_%' order by 1 limit 1"""
+            )
+            await conn.execute(
+                f'alter table public.vehicle_events detach partition public."{name}"'
+            )
+            await conn.execute(f'alter table public."{name}" rename to "detached_{name}"')
+            assert await conn.fetchval("select private.ensure_history_partitions()") == 1
+            assert await conn.fetchval("select private.ensure_history_partitions()") == 0
+            assert await conn.fetchval("select to_regclass($1) is not null", f"public.{name}")
+        finally:
+            await tx.rollback()
 
 
 @pytest.mark.parametrize("date", [dt.date(1899, 12, 31), day(3)])
@@ -714,6 +759,62 @@ async def test_user_metadata_does_not_choose_the_tenant(db: asyncpg.Pool, user: 
     )
     tenant = await db.fetchval("select tenant_id from public.profiles where id = $1", uid)
     assert tenant != user.tenant_id
+
+
+async def profile_tenant(db: asyncpg.Pool, user_id: uuid.UUID) -> uuid.UUID:
+    tenant: uuid.UUID = await db.fetchval(
+        "select tenant_id from public.profiles where id = $1", user_id
+    )
+    return tenant
+
+
+async def test_app_metadata_set_after_sign_up_moves_the_user(db: asyncpg.Pool, user: User) -> None:
+    """Supabase Auth's admin API: insert the user, then set raw_app_meta_data by UPDATE."""
+    uid = await db.fetchval(
+        """insert into auth.users (email, raw_app_meta_data) values ($1, $2) returning id""",
+        f"admin-{uuid.uuid4().hex[:8]}@example.com",
+        {"provider": "email", "providers": ["email"]},
+    )
+    assert await profile_tenant(db, uid) != user.tenant_id
+    await db.execute(
+        "update auth.users set raw_app_meta_data = raw_app_meta_data || $2 where id = $1",
+        uid,
+        {"tenant_id": str(user.tenant_id)},
+    )
+    assert await profile_tenant(db, uid) == user.tenant_id
+    # Changed again later: moves again.
+    other = await create_user(db)
+    await db.execute(
+        "update auth.users set raw_app_meta_data = $2 where id = $1",
+        uid,
+        {"provider": "email", "tenant_id": str(other.tenant_id)},
+    )
+    assert await profile_tenant(db, uid) == other.tenant_id
+
+
+@pytest.mark.parametrize("claimed", [str(uuid.uuid4()), "not-a-uuid"])
+async def test_app_metadata_naming_no_tenant_is_refused(
+    db: asyncpg.Pool, user: User, claimed: str
+) -> None:
+    with pytest.raises(asyncpg.PostgresError, match="tenant_not_found"):
+        await db.execute(
+            "update auth.users set raw_app_meta_data = $2 where id = $1",
+            user.id,
+            {"provider": "email", "tenant_id": claimed},
+        )
+    assert await profile_tenant(db, user.id) == user.tenant_id
+    meta = await db.fetchval("select raw_app_meta_data from auth.users where id = $1", user.id)
+    assert "tenant_id" not in meta or meta["tenant_id"] != claimed
+
+
+async def test_user_metadata_set_after_sign_up_moves_nobody(db: asyncpg.Pool, user: User) -> None:
+    other = await create_user(db)
+    await db.execute(
+        "update auth.users set raw_user_meta_data = $2 where id = $1",
+        user.id,
+        {"tenant_id": str(other.tenant_id)},
+    )
+    assert await profile_tenant(db, user.id) == user.tenant_id
 
 
 async def test_email_change_is_copied_to_the_profile(db: asyncpg.Pool, user: User) -> None:

@@ -3,7 +3,9 @@
 - Every table in `public` has RLS enabled and forced and is a row of the RLS matrix (a new table
   fails here until someone writes its expected outcomes).
 - Every function in `public`, `private` and `auth` (on plain PostgreSQL the auth-compat functions
-  are ours) pins an empty `search_path` (tests/test_schema.py checks that one is pinned at all).
+  are ours) pins `search_path = pg_catalog, pg_temp`: with `''` the session's temporary schema is
+  still searched first for types and tables, so a caller's temp type could hijack a cast inside a
+  security-definer function (tests/security/test_temp_hijack.py performs that attack).
 - A view in `public` that clients can read runs with its owner's rights, so RLS does not filter it:
   each is either `security_invoker` or listed below with the reason it is safe.
 - python-jose is imported only by app/auth.py, and every `jwt.decode` there passes a one-element
@@ -41,7 +43,7 @@ async def test_every_public_table_is_forced_rls_and_in_the_matrix(db: asyncpg.Po
     assert tables == set(TABLES), "add the new table to tests/security/rls_matrix.py"
 
 
-async def test_every_function_pins_an_empty_search_path(db: asyncpg.Pool) -> None:
+async def test_every_function_searches_pg_temp_last(db: asyncpg.Pool) -> None:
     rows = await db.fetch(
         """select n.nspname || '.' || p.oid::regprocedure::text as name, p.proconfig
            from pg_proc p join pg_namespace n on n.oid = p.pronamespace
@@ -51,9 +53,7 @@ async def test_every_function_pins_an_empty_search_path(db: asyncpg.Pool) -> Non
     )
     assert len(rows) > 10
     loose = [
-        r["name"]
-        for r in rows
-        if not any(c in ('search_path=""', "search_path=''") for c in (r["proconfig"] or []))
+        r["name"] for r in rows if "search_path=pg_catalog, pg_temp" not in (r["proconfig"] or [])
     ]
     assert loose == []
 
