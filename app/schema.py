@@ -111,12 +111,20 @@ async def installed_version(conn: asyncpg.Connection) -> int | None:
 
 
 async def pg_cron_available(conn: asyncpg.Connection) -> bool:
+    """pg_cron is preloaded, or (where the setting is hidden from this role, as from Supabase's
+    `postgres`) its extension is installed here: the way a Supabase project turns it on."""
     row = await conn.fetchrow(
         """select exists (select 1 from pg_available_extensions where name = 'pg_cron')
                     as available,
-                  current_setting('shared_preload_libraries') as preload"""
+                  (select setting from pg_settings where name = 'shared_preload_libraries')
+                    as preload,
+                  exists (select 1 from pg_extension where extname = 'pg_cron') as installed"""
     )
-    return bool(row and row["available"] and "pg_cron" in row["preload"])
+    if row is None or not row["available"]:
+        return False
+    if row["preload"] is None:
+        return bool(row["installed"])
+    return "pg_cron" in row["preload"]
 
 
 async def schedule_cron_jobs(conn: asyncpg.Connection, dsn: str) -> bool:

@@ -17,6 +17,7 @@ from app.auth import CurrentUser
 from app.config import Settings
 from app.db import ServiceConn, TenantConn, begin_with_context
 from app.main import create_app
+from app.schema import DEFAULT_API_ROLE
 from tests.helpers import create_user
 from tests.jwt_support import DROP, bearer, claims, hs256
 
@@ -98,7 +99,7 @@ async def test_the_database_sees_exactly_the_verified_claims(
     assert resp.status_code == 200, resp.text
     seen = resp.json()
     assert seen["role"] == "authenticated"
-    assert seen["login"] == "authenticator"
+    assert seen["login"] == DEFAULT_API_ROLE
     assert (
         seen["statement_timeout"] == f"{settings.db_statement_timeout_ms}ms"
         or seen["statement_timeout"] == f"{settings.db_statement_timeout_ms // 1000}s"
