@@ -81,6 +81,43 @@ async def test_db_init_twice_then_status(new_database: str) -> None:
             await conn.close()
 
 
+async def test_db_init_installs_where_the_admin_url_points(
+    new_database: str, tmp_path: Path
+) -> None:
+    """Only DATABASE_ADMIN_URL set: that server gets the schema, and no embedded server starts."""
+    data_dir = tmp_path / "data"
+    env = base_env(DATABASE_ADMIN_URL=new_database, MOTOMIND_DATA_DIR=str(data_dir))
+    result = run(["db", "init"], env)
+    assert result.returncode == 0, result.stderr
+    assert "embedded" not in result.stdout
+    database = new_database.rsplit("/", 1)[-1].split("?")[0]
+    assert result.stdout.startswith(f"schema version 1 installed in database {database}")
+    assert not data_dir.exists()
+    conn = await asyncpg.connect(new_database)
+    try:
+        assert await conn.fetchval("select public.schema_version()") == 1
+    finally:
+        await conn.close()
+
+
+def test_db_init_without_a_url_says_it_uses_the_embedded_server(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    result = run(["db", "init"], base_env(MOTOMIND_DATA_DIR=str(data_dir)))
+    assert result.returncode == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert "embedded PostgreSQL" in first and str(data_dir.resolve()) in first, result.stdout
+    assert (data_dir / "pgdata").exists()
+
+
+def test_serve_with_only_the_admin_url_refuses(new_database: str, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    env = base_env(DATABASE_ADMIN_URL=new_database, MOTOMIND_DATA_DIR=str(data_dir))
+    result = run(["serve", "--port", "9"], env)
+    assert result.returncode == 2
+    assert "set DATABASE_URL" in result.stderr
+    assert not data_dir.exists()
+
+
 def test_db_status_on_an_empty_database_says_so(new_database: str) -> None:
     status = run(["db", "status"], base_env(DATABASE_URL=new_database))
     assert status.returncode == 1
