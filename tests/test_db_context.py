@@ -209,7 +209,7 @@ async def test_no_leak_across_a_single_pooled_connection(
             assert (await c.get("/v1/me", headers=invalid)).status_code == 401
             fresh = (await c.get("/test/fresh")).json()
             assert fresh["claims"] in ("", None)
-            assert fresh["role"] == "authenticator"
+            assert fresh["role"] == DEFAULT_API_ROLE
 
 
 @pytest.mark.parametrize(
