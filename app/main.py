@@ -135,17 +135,12 @@ def create_app(
     )
     install_error_handlers(app)
     # Each add_middleware wraps the previous ones: the edge (added last) is the outermost, so
-    # every response (CORS preflights, 413s and errors included) carries X-Request-ID.
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials="*" not in settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=CORS_ALLOW_HEADERS,
-            expose_headers=CORS_EXPOSE_HEADERS,
-        )
-    app.add_middleware(EdgeMiddleware)
+    # every response (CORS preflights, 413s and errors included) carries X-Request-ID. The edge's
+    # own answers get the CORS headers from the same options.
+    cors = cors_options(settings)
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)
+    app.add_middleware(EdgeMiddleware, cors=cors)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in ROUTERS:
         app.include_router(router)
@@ -174,6 +169,19 @@ def create_app(
         return JSONResponse({"status": "ready", "schema_version": version})
 
     return app
+
+
+def cors_options(settings: Settings) -> dict[str, Any] | None:
+    """CORSMiddleware's options for CORS_ALLOW_ORIGINS, or None when no origin is allowed."""
+    if not settings.cors_origins:
+        return None
+    return {
+        "allow_origins": settings.cors_origins,
+        "allow_credentials": "*" not in settings.cors_origins,
+        "allow_methods": ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        "allow_headers": CORS_ALLOW_HEADERS,
+        "expose_headers": CORS_EXPOSE_HEADERS,
+    }
 
 
 def _not_ready(reason: str) -> JSONResponse:
