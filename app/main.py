@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import multiprocess
 
 from app import maintenance, schema
@@ -38,6 +39,7 @@ CORS_ALLOW_HEADERS = [
 # Requests allocate many short-lived objects and few reference cycles: the young generation is
 # collected after 20,000 allocations instead of 700 (bench/README.md measures it).
 GC_THRESHOLDS = (20_000, 20, 20)
+DOCS_ASSETS = "/docs/static"
 CORS_EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "Idempotent-Replayed", "X-Request-ID"]
 
 
@@ -126,7 +128,10 @@ def create_app(
                 if worker_metrics_dir() is not None:  # this worker's gauges end with it
                     multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the app (DOCS_ASSETS), not from a CDN: they
+    # work offline, behind a firewall, and a browser fetches nothing from a third party.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="MotoMind API",
         version="1.0.0",
         summary="The timeline of every fuel-up, service, reading, document and inspection.",

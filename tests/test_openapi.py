@@ -1,7 +1,10 @@
 """The OpenAPI document is what integrators learn the API from: every operation is documented."""
 
+import re
 from typing import Any
 
+import httpx
+import pytest
 from fastapi import FastAPI
 
 PROBLEM = "application/problem+json"
@@ -94,3 +97,32 @@ def test_sections_are_listed_in_reading_order_whatever_the_routing_order(app: Fa
         tag for item in spec["paths"].values() for op in item.values() for tag in op.get("tags", [])
     }
     assert used <= set(names)
+
+
+# --- /docs and /redoc, without a CDN ------------------------------------------------------------
+
+ASSET_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_docs_pages_load_their_assets_from_the_app_itself(
+    client: httpx.AsyncClient, page: str
+) -> None:
+    resp = await client.get(page)
+    assert resp.status_code == 200
+    assert resp.headers["content-type"].startswith("text/html")
+    urls = re.findall(r"""(?:src|href|spec-url)=["']([^"']+)["']|url: *'([^']+)'""", resp.text)
+    urls = [a or b for a, b in urls]
+    assert urls, resp.text
+    # Same origin: a path, never a scheme or a protocol-relative URL (a CDN, Google Fonts).
+    assert [u for u in urls if not u.startswith("/") or u.startswith("//")] == []
+    assert not re.search(r"https?://", resp.text), "a page must not reach out of the app"
+    scripts = [u for u in urls if u.endswith(".js")]
+    assert scripts  # the UI itself, from the app
+    for url in urls:
+        asset = await client.get(url)
+        assert asset.status_code == 200, url
+        suffix = url[url.rfind(".") :]
+        if suffix in ASSET_TYPES:
+            assert asset.headers["content-type"].startswith(ASSET_TYPES[suffix]), url
+            assert len(asset.content) > 1000, url
