@@ -5,6 +5,11 @@ the metrics; the header-size limit (431) and the body-size limit (413, before an
 body); then the retry of a request whose transaction lost a serialization race (app/retry.py),
 inside the body limit so the body it buffers for a replay is at most 1 MiB.
 
+The CORS layer sits inside this one, so that its preflight answers carry the request id too. The
+edge's own answers (413, 431, the last-resort 500) never pass through it: they get the same CORS
+headers here, from Starlette's CORSMiddleware with the same options, or a browser could not read
+them ("Failed to fetch" instead of the problem).
+
 One layer rather than four: each ASGI middleware costs every request a coroutine and, when it
 watches the response, a wrapper around every message sent (bench/README.md measures it).
 """
@@ -12,8 +17,13 @@ watches the response, a wrapper around every message sent (bench/README.md measu
 import logging
 import time
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.errors import problem_response, unexpected_error
@@ -50,10 +60,13 @@ class EdgeMiddleware:
         app: ASGIApp,
         max_body_bytes: int = MAX_BODY_BYTES,
         max_header_bytes: int = MAX_HEADER_BYTES,
+        cors: Mapping[str, Any] | None = None,
     ) -> None:
+        """`cors`: the CORSMiddleware options of the layer inside, or None without one."""
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
+        self.cors = dict(cors) if cors is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -88,7 +101,7 @@ class EdgeMiddleware:
                 if response_started:
                     raise
                 response = await unexpected_error(Request(scope), exc)
-                await response(scope, receive, send_with_id)
+                await self._answer(response, scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_of(scope)
@@ -113,7 +126,7 @@ class EdgeMiddleware:
     ) -> None:
         """The size limits, then the app (with retries)."""
         if sum(len(k) + len(v) + 4 for k, v in scope["headers"]) > self.max_header_bytes:
-            await _refuse(
+            await self._refuse(
                 scope,
                 receive,
                 send,
@@ -142,7 +155,7 @@ class EdgeMiddleware:
         )
 
     async def _too_large(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await _refuse(
+        await self._refuse(
             scope,
             receive,
             send,
@@ -152,10 +165,30 @@ class EdgeMiddleware:
             f"Request bodies are limited to {self.max_body_bytes} bytes.",
         )
 
+    async def _refuse(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        code: str,
+        title: str,
+        detail: str,
+    ) -> None:
+        """A limit's problem response, before any route has seen the request."""
+        problem = problem_response(
+            Request(scope), status=status, code=code, title=title, detail=detail
+        )
+        await self._answer(problem, scope, receive, send)
 
-async def _refuse(
-    scope: Scope, receive: Receive, send: Send, status: int, code: str, title: str, detail: str
-) -> None:
-    """A limit's problem response, before any route has seen the request."""
-    problem = problem_response(Request(scope), status=status, code=code, title=title, detail=detail)
-    await problem(scope, receive, send)
+    async def _answer(self, response: Response, scope: Scope, receive: Receive, send: Send) -> None:
+        """Send one of the edge's own answers, with the CORS headers the inner layer would add.
+
+        Only a simple response's headers, even to a preflight: a refusal keeps its status (a
+        preflight answered with anything but 2xx fails in the browser anyway).
+        """
+        if self.cors is None:
+            await response(scope, receive, send)
+            return
+        cors = CORSMiddleware(response, **self.cors)
+        await cors.simple_response(scope, receive, send, request_headers=Headers(scope=scope))

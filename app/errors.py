@@ -4,6 +4,7 @@ Routes never build error bodies: they raise `ProblemError` (or let asyncpg raise
 installed by `install_error_handlers` answer `application/problem+json` with a stable `code`.
 """
 
+import copy
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +20,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.openapi import document_response_headers
 from app.retry import mark_retryable
 
 log = logging.getLogger("motomind.errors")
@@ -90,15 +92,162 @@ _DESCRIPTIONS = {
 }
 
 
-def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """`responses=` for a route: each status documented with the Problem schema."""
-    return {
-        status: {
-            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
-            "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+# What a documented error status shows when its route names no examples of its own: codes the
+# API really answers with that status, the most common first. (Swagger UI and ReDoc show a media
+# type's examples rather than the Problem schema's field examples, which are a 404's.)
+DEFAULT_EXAMPLES: dict[int, list[ProblemError]] = {
+    400: [ProblemError(400, "bad_request", "Bad Request", "The request is malformed.")],
+    401: [
+        ProblemError(401, "invalid_token", "Invalid token", "Signature has expired"),
+        ProblemError(
+            401,
+            "missing_token",
+            "Authentication required",
+            "Send `Authorization: Bearer <access token>`.",
+        ),
+    ],
+    403: [
+        ProblemError(
+            403, "no_tenant", "No tenant", "The token's user belongs to no tenant (no profile)."
+        ),
+        ProblemError(
+            403, "forbidden", "Forbidden", "This route needs a token with role authenticated."
+        ),
+    ],
+    404: [not_found()],
+    405: [
+        ProblemError(
+            405,
+            "method_not_allowed",
+            "Method not allowed",
+            "This method is not allowed here; see `Allow`.",
+        )
+    ],
+    409: [
+        ProblemError(409, "conflict", "Conflict", "A resource with these values already exists.")
+    ],
+    412: [
+        ProblemError(
+            412,
+            "precondition_failed",
+            "Precondition failed",
+            "The resource changed since you read it; GET it again and retry with its new ETag.",
+        )
+    ],
+    413: [
+        ProblemError(
+            413,
+            "payload_too_large",
+            "Payload too large",
+            "Request bodies are limited to 1048576 bytes.",
+        )
+    ],
+    422: [
+        ProblemError(
+            422,
+            "validation_failed",
+            "Validation failed",
+            "The request does not match the schema; see `errors`.",
+            # Server-owned fields are refused on every body (request models forbid extras).
+            errors=[
+                {
+                    "loc": ["body", "id"],
+                    "msg": "Extra inputs are not permitted",
+                    "type": "extra_forbidden",
+                }
+            ],
+        )
+    ],
+    503: [
+        ProblemError(
+            503,
+            "statement_timeout",
+            "Timed out",
+            "The request took too long and was cancelled; retry.",
+        ),
+        ProblemError(
+            503, "pool_exhausted", "Busy", "No database connection became free in time; retry."
+        ),
+    ],
+}
+
+
+def _validation_example(operation: dict[str, Any]) -> ProblemError:
+    """A 422 of an operation without a body: its `limit`, else its first path parameter."""
+    params = operation.get("parameters", [])
+    names = {p.get("name") for p in params if p.get("in") == "query"}
+    path = [p["name"] for p in params if p.get("in") == "path"]
+    if "limit" in names or not path:
+        error = {
+            "loc": ["query", "limit"],
+            "msg": "Input should be less than or equal to 200",
+            "type": "less_than_equal",
         }
-        for status in statuses
+    else:
+        error = {
+            "loc": ["path", path[0]],
+            "msg": "Input should be a valid UUID, invalid length: expected length 32 for simple "
+            "format, found 3",
+            "type": "uuid_parsing",
+        }
+    return ProblemError(
+        422,
+        "validation_failed",
+        "Validation failed",
+        "The request does not match the schema; see `errors`.",
+        errors=[error],
+    )
+
+
+# What every route taking an Idempotency-Key can also answer (app/idempotency.py).
+IDEMPOTENCY_EXAMPLES: dict[int, ProblemError] = {
+    409: ProblemError(
+        409,
+        "idempotency_in_flight",
+        "Request in progress",
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+    ),
+    422: ProblemError(
+        422,
+        "idempotency_key_reused",
+        "Idempotency-Key reused",
+        "This Idempotency-Key was used with a different request; use a new key.",
+    ),
+}
+
+
+def _examples(problems: Sequence[ProblemError]) -> dict[str, dict[str, Any]]:
+    """A media type's `examples`: each problem as it is sent, named by its code."""
+    return {
+        p.code: {
+            "summary": p.title,
+            "value": problem_body(
+                status=p.status, code=p.code, title=p.title, detail=p.detail, errors=p.errors
+            ),
+        }
+        for p in problems
     }
+
+
+def problem_responses(
+    *statuses: int, examples: Sequence[ProblemError] = ()
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each status documented with the Problem schema.
+
+    `examples`: the problems this route answers, shown under their statuses in place of
+    `DEFAULT_EXAMPLES` (give the default ones too when they still apply).
+    """
+    responses: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        content: dict[str, Any] = {"schema": {"$ref": "#/components/schemas/Problem"}}
+        own = [e for e in examples if e.status == status]
+        if own:
+            content["examples"] = _examples(own)
+        responses[status] = {
+            "description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase),
+            "content": {PROBLEM_MEDIA_TYPE: content},
+        }
+    return responses
 
 
 # --- Responses ------------------------------------------------------------------------------------
@@ -114,6 +263,21 @@ def problem_response(
     headers: Mapping[str, str] | None = None,
     errors: Sequence[Mapping[str, Any]] | None = None,
 ) -> JSONResponse:
+    body = problem_body(status=status, code=code, title=title, detail=detail, errors=errors)
+    if request is not None:
+        body["instance"] = request.url.path
+    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def problem_body(
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str | None,
+    errors: Sequence[Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The RFC 9457 body, as sent and as the OpenAPI examples show it (without `instance`)."""
     body: dict[str, Any] = {
         "type": f"urn:motomind:problem:{code}",
         "title": title,
@@ -121,11 +285,9 @@ def problem_response(
         "detail": detail,
         "code": code,
     }
-    if request is not None:
-        body["instance"] = request.url.path
     if errors is not None:
         body["errors"] = list(errors)
-    return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
+    return body
 
 
 def _from_problem(request: Request, exc: ProblemError) -> JSONResponse:
@@ -307,6 +469,21 @@ UNAVAILABLE = SqlProblem(
     503, "database_unavailable", "Unavailable", "The database is unavailable; retry.", retry=True
 )
 
+
+def db_example(
+    sqlstate: str, *, code: str | None = None, detail: str | None = None, field: str | None = None
+) -> ProblemError:
+    """For a route's documented `examples`: the problem a database error is answered with
+    (`classify_postgres_error`'s answer; `field`: the column the server names, if any)."""
+    entry = SQLSTATE_TABLE[sqlstate]
+    code = code or entry.code
+    detail = detail or entry.detail
+    errors = None
+    if field and entry.status == 422:
+        errors = [{"loc": ["body", field], "msg": detail or entry.title, "type": code}]
+    return ProblemError(entry.status, code, entry.title, detail, errors=errors)
+
+
 # The schema names a client-facing error by a snake_case MESSAGE (e.g. 'date_out_of_range') and
 # explains it in DETAIL; built-in PostgreSQL messages are prose and never match.
 _CLIENT_MESSAGE = re.compile(r"^[a-z][a-z0-9_]{2,62}$")
@@ -433,22 +610,34 @@ def _document_problem_schema(app: FastAPI) -> None:
             routes=app.routes,
             tags=app.openapi_tags,
         )
+        # The passes below edit responses in place: none may be shared with a route (a route's
+        # `responses=` dict) or with another operation.
+        schema = copy.deepcopy(schema)
         components = schema.setdefault("components", {}).setdefault("schemas", {})
         extra = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
         components.update(extra.pop("$defs", {}))
         components["Problem"] = extra
         _document_machinery_errors(schema)
+        document_response_headers(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-_PROBLEM_CONTENT = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+def _problem_media(response: dict[str, Any]) -> dict[str, Any]:
+    """The response's problem+json media type (a new one if it has none), and nothing else:
+    FastAPI's own `application/json` validation error is not what the API sends."""
+    media: dict[str, Any] = response.get("content", {}).get(PROBLEM_MEDIA_TYPE) or {
+        "schema": {"$ref": "#/components/schemas/Problem"}
+    }
+    response["content"] = {PROBLEM_MEDIA_TYPE: media}
+    return media
 
 
 def _document_machinery_errors(schema: dict[str, Any]) -> None:
-    """Errors every route can answer whatever its own `responses=` say, as they are really sent.
+    """Errors every route can answer whatever its own `responses=` say, as they are really sent,
+    each with examples of its own status.
 
     FastAPI documents its request-validation 422 as `application/json` (HTTPValidationError); ours
     is a problem. A body that is not JSON is a 400 and one over 1 MiB a 413 on every route that
@@ -458,14 +647,42 @@ def _document_machinery_errors(schema: dict[str, Any]) -> None:
         for operation in operations.values():
             responses = operation.get("responses", {})
             if "422" in responses:
-                responses["422"]["content"] = _PROBLEM_CONTENT
+                _problem_media(responses["422"])
             if "requestBody" in operation:
                 for status in (400, 413):
-                    responses.setdefault(
-                        str(status),
-                        {"description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase)},
-                    )["content"] = _PROBLEM_CONTENT
+                    _problem_media(
+                        responses.setdefault(
+                            str(status),
+                            {"description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase)},
+                        )
+                    )
+            idempotent = any(
+                p.get("in") == "header" and p.get("name") == "Idempotency-Key"
+                for p in operation.get("parameters", [])
+            )
+            for status, response in responses.items():
+                media = response.get("content", {}).get(PROBLEM_MEDIA_TYPE)
+                if media is not None:
+                    _fill_examples(media, int(status), operation, idempotent=idempotent)
     for unused in ("HTTPValidationError", "ValidationError"):
         referenced = f'"#/components/schemas/{unused}"'
         if referenced not in str(schema.get("paths", {})).replace("'", '"'):
             schema.get("components", {}).get("schemas", {}).pop(unused, None)
+
+
+def _fill_examples(
+    media: dict[str, Any], status: int, operation: dict[str, Any], *, idempotent: bool
+) -> None:
+    """The route's own examples, else the defaults (a 422 without a body: of its parameters); on
+    a route taking an Idempotency-Key, also the idempotency problem of that status."""
+    defaults = DEFAULT_EXAMPLES.get(status, [])
+    if status == 422 and "requestBody" not in operation:
+        defaults = [_validation_example(operation)]
+    examples = dict(media.get("examples") or _examples(defaults))
+    extra = IDEMPOTENCY_EXAMPLES.get(status) if idempotent else None
+    if extra is not None:
+        if status == 409 and "examples" not in media:
+            examples = {}  # a create without conflicts of its own: only a retry in flight
+        examples |= _examples([extra])
+    if examples:
+        media["examples"] = examples

@@ -15,6 +15,7 @@ import httpx
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from prometheus_client import multiprocess
 
 from app import maintenance, schema
@@ -38,6 +39,7 @@ CORS_ALLOW_HEADERS = [
 # Requests allocate many short-lived objects and few reference cycles: the young generation is
 # collected after 20,000 allocations instead of 700 (bench/README.md measures it).
 GC_THRESHOLDS = (20_000, 20, 20)
+DOCS_ASSETS = "/docs/static"
 CORS_EXPOSE_HEADERS = ["ETag", "Location", "Retry-After", "Idempotent-Replayed", "X-Request-ID"]
 
 
@@ -127,7 +129,10 @@ def create_app(
                 if worker_metrics_dir() is not None:  # this worker's gauges end with it
                     multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from the app (DOCS_ASSETS), not from a CDN: they
+    # work offline, behind a firewall, and a browser fetches nothing from a third party.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title="MotoMind API",
         version="1.0.0",
         summary="The timeline of every fuel-up, service, reading, document and inspection.",
@@ -136,17 +141,12 @@ def create_app(
     )
     install_error_handlers(app)
     # Each add_middleware wraps the previous ones: the edge (added last) is the outermost, so
-    # every response (CORS preflights, 413s and errors included) carries X-Request-ID.
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_credentials="*" not in settings.cors_origins,
-            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
-            allow_headers=CORS_ALLOW_HEADERS,
-            expose_headers=CORS_EXPOSE_HEADERS,
-        )
-    app.add_middleware(EdgeMiddleware)
+    # every response (CORS preflights, 413s and errors included) carries X-Request-ID. The edge's
+    # own answers get the CORS headers from the same options.
+    cors = cors_options(settings)
+    if cors is not None:
+        app.add_middleware(CORSMiddleware, **cors)
+    app.add_middleware(EdgeMiddleware, cors=cors)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     for router in ROUTERS:
         app.include_router(router)
@@ -175,6 +175,19 @@ def create_app(
         return JSONResponse({"status": "ready", "schema_version": version})
 
     return app
+
+
+def cors_options(settings: Settings) -> dict[str, Any] | None:
+    """CORSMiddleware's options for CORS_ALLOW_ORIGINS, or None when no origin is allowed."""
+    if not settings.cors_origins:
+        return None
+    return {
+        "allow_origins": settings.cors_origins,
+        "allow_credentials": "*" not in settings.cors_origins,
+        "allow_methods": ["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+        "allow_headers": CORS_ALLOW_HEADERS,
+        "expose_headers": CORS_EXPOSE_HEADERS,
+    }
 
 
 def _not_ready(reason: str) -> JSONResponse:

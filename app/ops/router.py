@@ -7,11 +7,20 @@ from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 
 from app.db import ServiceConn
-from app.errors import problem_responses
+from app.errors import ProblemError, problem_responses
 from app.ops import queries
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
-ERRORS = problem_responses(401, 403, 503)
+ERRORS = problem_responses(
+    401,
+    403,
+    503,
+    examples=[
+        ProblemError(
+            403, "forbidden", "Forbidden", "This route needs a token with role service_role."
+        )
+    ],
+)
 
 
 def _example(value: Any) -> dict[int | str, dict[str, Any]]:

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app.auth import CurrentUser
 from app.db import TenantConn
-from app.errors import ProblemError, not_found, problem_responses
+from app.errors import ProblemError, db_example, not_found, problem_responses
 from app.etag import IfMatch
 from app.idempotency import IdempotencyKey
 from app.paging import Cursor, Limit, Page, page_of
@@ -171,7 +171,17 @@ async def get_reminder(reminder_id: UUID, response: Response, conn: TenantConn) 
     "/{reminder_id}",
     response_model=Reminder,
     summary="Update a reminder",
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 503),
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        409,
+        412,
+        413,
+        422,
+        503,
+        examples=[db_example("MM007", detail="a completed reminder cannot become active")],
+    ),
 )
 async def patch_reminder(
     reminder_id: UUID,

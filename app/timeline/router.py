@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from app.auth import CANONICAL_UUID, CurrentUser, accepted_user
 from app.db import ListConn, TenantConn, list_connection, list_transaction
-from app.errors import ProblemError, not_found, problem_responses
+from app.errors import DEFAULT_EXAMPLES, ProblemError, db_example, not_found, problem_responses
 from app.fast_path import FastPathRoute, fast_path
 from app.idempotency import IdempotencyKey
 from app.paging import (
@@ -69,7 +69,30 @@ def _date_out_of_range(day: date, today: date) -> ProblemError:
     status_code=201,
     response_model=Event,
     summary="Append an event",
-    responses=problem_responses(401, 403, 404, 409, 413, 422, 503),
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        409,
+        413,
+        422,
+        503,
+        examples=[
+            not_found("The vehicle does not exist."),
+            db_example("MM001", detail="conflicts with the reading of 52000 miles on 2026-05-01"),
+            db_example(
+                "MM006",
+                detail="event 0b5b8f52-3f1e-4c1a-9a53-6f3d2f8f9c10 is already corrected by event "
+                "6f3d2f8f-9c10-4c1a-9a53-0b5b8f523f1e",
+            ),
+            *DEFAULT_EXAMPLES[422],
+            db_example(
+                "MM002",
+                detail="payload.volume must be a number greater than 0",
+                field="payload.volume",
+            ),
+        ],
+    ),
 )
 async def append_event(
     body: Annotated[EventCreate, Body()],

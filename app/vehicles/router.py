@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 
 from app.auth import CurrentUser
 from app.db import TenantConn
-from app.errors import ProblemError, problem_responses
+from app.errors import DEFAULT_EXAMPLES, ProblemError, db_example, problem_responses
 from app.etag import IfMatch
 from app.idempotency import IdempotencyKey
 from app.paging import Cursor, Limit, Page
@@ -49,12 +49,23 @@ def mileage_decrease(current: int) -> ProblemError:
     )
 
 
+DUPLICATES = [
+    db_example("23505", code="duplicate_vin", detail="A resource with this vin already exists."),
+    db_example(
+        "23505", code="duplicate_plate", detail="A resource with this plate already exists."
+    ),
+]
+BAD_GARAGE = db_example("23503", field="garage_id")
+
+
 @router.post(
     "",
     status_code=201,
     response_model=Vehicle,
     summary="Create a vehicle",
-    responses=problem_responses(401, 403, 409, 413, 422, 503),
+    responses=problem_responses(
+        401, 403, 409, 413, 422, 503, examples=[*DUPLICATES, *DEFAULT_EXAMPLES[422], BAD_GARAGE]
+    ),
 )
 async def create_vehicle(
     body: VehicleCreate,
@@ -132,7 +143,17 @@ async def get_vehicle(vehicle_id: UUID, response: Response, conn: TenantConn) ->
     "/{vehicle_id}",
     response_model=Vehicle,
     summary="Update a vehicle",
-    responses=problem_responses(401, 403, 404, 409, 412, 413, 422, 503),
+    responses=problem_responses(
+        401,
+        403,
+        404,
+        409,
+        412,
+        413,
+        422,
+        503,
+        examples=[*DUPLICATES, *DEFAULT_EXAMPLES[422], BAD_GARAGE, mileage_decrease(52000)],
+    ),
 )
 async def patch_vehicle(
     vehicle_id: UUID,
