@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.retry import mark_retryable
+from app.schemas_common import MAX_JSON_DEPTH
 
 log = logging.getLogger("motomind.errors")
 
@@ -79,7 +80,7 @@ class Problem(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request.",
+    400: "Malformed request, or a JSON body nested too deep (`body_too_deep`).",
     401: "Missing or invalid bearer token (`invalid_token`); see `WWW-Authenticate`.",
     403: "Token valid but not allowed here (`forbidden`), or no tenant (`no_tenant`).",
     404: "Not found, or another tenant's (`not_found`).",
@@ -162,6 +163,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - registered for that class
         raise exc
     status = exc.status_code
+    if status == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI's answer when its JSON parser ran out of stack (nesting in the thousands).
+        return _too_deep(request)
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if status == 404:
@@ -180,9 +184,22 @@ def _loc_part(part: Any) -> str | int:
     return part if isinstance(part, int) else str(part)
 
 
+def _too_deep(request: Request) -> JSONResponse:
+    return problem_response(
+        request,
+        status=400,
+        code="body_too_deep",
+        title="Body nested too deep",
+        detail=f"JSON bodies may be nested at most {MAX_JSON_DEPTH} levels deep.",
+    )
+
+
 async def _validation_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for that class
         raise exc
+    raw = exc.errors()
+    if any(e.get("type") == "body_too_deep" for e in raw):
+        return _too_deep(request)
     # Only where, what and why: never the input value (it may be a secret or another tenant's id).
     errors = [
         {
@@ -190,7 +207,7 @@ async def _validation_exception(request: Request, exc: Exception) -> Response:
             "msg": str(err.get("msg", "invalid")),
             "type": str(err.get("type", "value_error")),
         }
-        for err in exc.errors()
+        for err in raw
     ]
     return problem_response(
         request,
