@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -80,12 +80,13 @@ class Problem(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request, or a JSON body nested too deep (`body_too_deep`).",
+    400: "The body is not valid JSON (`malformed_json`) or is nested too deep (`body_too_deep`).",
     401: "Missing or invalid bearer token (`invalid_token`); see `WWW-Authenticate`.",
     403: "Token valid but not allowed here (`forbidden`), or no tenant (`no_tenant`).",
     404: "Not found, or another tenant's (`not_found`).",
     409: "Conflict with the current state (`duplicate_vin`, `odometer_rollback`, ...).",
     412: "`If-Match` no longer matches (`precondition_failed`).",
+    415: "A body that is not `application/json` (`unsupported_media_type`).",
     422: "Invalid input (`validation_failed`, with `errors`).",
     503: "Database busy, timed out or unreachable; retry after `Retry-After` seconds.",
 }
@@ -166,6 +167,9 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if status == 400 and isinstance(exc.__cause__, RecursionError):
         # FastAPI's answer when its JSON parser ran out of stack (nesting in the thousands).
         return _too_deep(request)
+    if status == 400 and isinstance(exc.__cause__, ValueError):
+        # FastAPI's answer when the body could not even be decoded as text for the JSON parser.
+        return _malformed_json(request, "it is not UTF-8 text")
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if status == 404:
@@ -194,12 +198,62 @@ def _too_deep(request: Request) -> JSONResponse:
     )
 
 
+def _malformed_json(request: Request, reason: str) -> JSONResponse:
+    return problem_response(
+        request,
+        status=400,
+        code="malformed_json",
+        title="Malformed JSON",
+        detail=f"The body is not valid JSON: {reason}.",
+    )
+
+
+def _is_json(content_type: str | None) -> bool:
+    """FastAPI's own rule for parsing a body as JSON: application/json or application/*+json."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _json_body_not_sent_as_json(request: Request, errors: Sequence[Mapping[str, Any]]) -> bool:
+    """A route that reads a JSON body got a body of another (or no) media type: FastAPI left it
+    unparsed, and validating the raw bytes failed."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is None or isinstance(body_field.field_info, params.Form):
+        return False
+    if _is_json(request.headers.get("content-type")):
+        return False
+    # No body at all is "missing" whatever the media type: that stays a 422.
+    return any(
+        tuple(err.get("loc", ()))[:1] == ("body",) and err.get("type") != "missing"
+        for err in errors
+    )
+
+
 async def _validation_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for that class
         raise exc
     raw = exc.errors()
+    syntax = next((e for e in raw if e.get("type") == "json_invalid"), None)
+    if syntax is not None:
+        # The parser's reason (e.g. "Expecting value") and where: never the body itself.
+        reason = str((syntax.get("ctx") or {}).get("error", "JSON decode error"))
+        position = [p for p in syntax.get("loc", ()) if isinstance(p, int)]
+        return _malformed_json(
+            request,
+            f"{reason.removesuffix(' at')} at character {position[0]}" if position else reason,
+        )
     if any(e.get("type") == "body_too_deep" for e in raw):
         return _too_deep(request)
+    if _json_body_not_sent_as_json(request, raw):
+        return problem_response(
+            request,
+            status=415,
+            code="unsupported_media_type",
+            title="Unsupported media type",
+            detail="Send the body as JSON, with `Content-Type: application/json`.",
+        )
     # Only where, what and why: never the input value (it may be a secret or another tenant's id).
     errors = [
         {
@@ -468,8 +522,8 @@ def _document_machinery_errors(schema: dict[str, Any]) -> None:
     """Errors every route can answer whatever its own `responses=` say, as they are really sent.
 
     FastAPI documents its request-validation 422 as `application/json` (HTTPValidationError); ours
-    is a problem. A body that is not JSON is a 400 and one over 1 MiB a 413 on every route that
-    takes a body.
+    is a problem. On every route that takes a body: a body that is not valid JSON is a 400, one
+    over 1 MiB a 413, one sent as another media type a 415.
     """
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
@@ -477,7 +531,7 @@ def _document_machinery_errors(schema: dict[str, Any]) -> None:
             if "422" in responses:
                 responses["422"]["content"] = _PROBLEM_CONTENT
             if "requestBody" in operation:
-                for status in (400, 413):
+                for status in (400, 413, 415):
                     responses.setdefault(
                         str(status),
                         {"description": _DESCRIPTIONS.get(status, HTTPStatus(status).phrase)},
