@@ -22,7 +22,9 @@ def today_in(tz: str) -> date:
 async def _vehicle(
     client: httpx.AsyncClient, user: User, *, miles: int | None = None, **body: Any
 ) -> dict[str, Any]:
-    resp = await client.post("/v1/vehicles", json={"timezone": TZ, **body}, headers=auth(user))
+    resp = await client.post(
+        "/v1/vehicles", json={"timezone": TZ, "nickname": "v", **body}, headers=auth(user)
+    )
     assert resp.status_code == 201, resp.text
     vehicle: dict[str, Any] = resp.json()
     if miles is not None:
