@@ -1,10 +1,13 @@
 """`motomind demo`: a small, realistic tenant (2 garages, 3 vehicles, a year of timeline).
 
 Everything is written as the demo user (role `authenticated`, its claims), so it goes through the
-same RLS policies, triggers and payload checks as the API.
+same RLS policies, triggers and payload checks as the API. Then the dashboard feed is refreshed
+(as the service role, like the scheduler), so it is not empty for the first minutes.
 """
 
+import asyncio
 import json
+import logging
 import random
 from datetime import date, timedelta
 from typing import Any
@@ -13,6 +16,11 @@ import asyncpg
 
 from app.config import Settings
 from app.db import set_request_context
+
+log = logging.getLogger("motomind.demo")
+
+REFRESH_ATTEMPTS = 20
+REFRESH_RETRY_S = 0.5
 
 VEHICLES: list[dict[str, Any]] = [
     {
@@ -104,7 +112,9 @@ async def load_demo(
     count = 0
     async with conn.transaction():
         await set_request_context(conn, role="authenticated", claims=claims, settings=settings)
-        await conn.execute("set local statement_timeout = '60s'")
+        # A bulk load, not a request: it may wait for a feed refresh or partition maintenance
+        # that is running (the API's short lock timeout made it fail then).
+        await conn.execute("set local statement_timeout = '60s'; set local lock_timeout = '30s'")
         garages = [
             await conn.fetchval(
                 "insert into public.garages (name, description) values ($1, $2) returning id",
@@ -171,4 +181,28 @@ async def load_demo(
                 spec["miles"] + 5000 + spec["mpd"] * 400,
                 date.today() + timedelta(days=45),
             )
+    if not await refresh_feed(conn):
+        log.warning("the feed stays empty until its next scheduled refresh (within 5 minutes)")
     return count
+
+
+async def refresh_feed(conn: asyncpg.Connection) -> bool:
+    """Refresh the dashboard feed now, as the maintenance scheduler does, so that
+    `/v1/timeline/feed` shows the demo at once. False if it failed or stayed busy."""
+    for _ in range(REFRESH_ATTEMPTS):
+        async with conn.transaction():
+            await conn.execute("select set_config('role', 'service_role', true)")
+            result = await conn.fetchrow(
+                "select r ->> 'skipped' = 'true' as skipped, r ->> 'error' as error"
+                " from public.refresh_timeline() as r"
+            )
+        assert result is not None
+        if result["error"]:
+            log.warning("feed refresh failed: %s", result["error"])
+            return False
+        if not result["skipped"]:
+            return True
+        # A scheduled refresh holds the lock; it may have started before the demo's rows were
+        # committed, so refresh again once it is done.
+        await asyncio.sleep(REFRESH_RETRY_S)
+    return False

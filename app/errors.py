@@ -13,7 +13,7 @@ from http import HTTPStatus
 from typing import Any
 
 import asyncpg
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.openapi import document_response_headers
 from app.retry import mark_retryable
+from app.schemas_common import MAX_JSON_DEPTH
 
 log = logging.getLogger("motomind.errors")
 
@@ -81,12 +82,13 @@ class Problem(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Malformed request.",
+    400: "The body is not valid JSON (`malformed_json`) or is nested too deep (`body_too_deep`).",
     401: "Missing or invalid bearer token (`invalid_token`); see `WWW-Authenticate`.",
     403: "Token valid but not allowed here (`forbidden`), or no tenant (`no_tenant`).",
     404: "Not found, or another tenant's (`not_found`).",
     409: "Conflict with the current state (`duplicate_vin`, `odometer_rollback`, ...).",
     412: "`If-Match` no longer matches (`precondition_failed`).",
+    415: "A body that is not `application/json` (`unsupported_media_type`).",
     422: "Invalid input (`validation_failed`, with `errors`).",
     503: "Database busy, timed out or unreachable; retry after `Retry-After` seconds.",
 }
@@ -96,9 +98,22 @@ _DESCRIPTIONS = {
 # API really answers with that status, the most common first. (Swagger UI and ReDoc show a media
 # type's examples rather than the Problem schema's field examples, which are a 404's.)
 DEFAULT_EXAMPLES: dict[int, list[ProblemError]] = {
-    400: [ProblemError(400, "bad_request", "Bad Request", "The request is malformed.")],
+    400: [
+        ProblemError(
+            400,
+            "malformed_json",
+            "Malformed JSON",
+            "The body is not valid JSON: Expecting ',' delimiter at character 14.",
+        ),
+        ProblemError(
+            400,
+            "body_too_deep",
+            "Body nested too deep",
+            "JSON bodies may be nested at most 64 levels deep.",
+        ),
+    ],
     401: [
-        ProblemError(401, "invalid_token", "Invalid token", "Signature has expired"),
+        ProblemError(401, "invalid_token", "Invalid token", "token expired"),
         ProblemError(
             401,
             "missing_token",
@@ -140,6 +155,14 @@ DEFAULT_EXAMPLES: dict[int, list[ProblemError]] = {
             "payload_too_large",
             "Payload too large",
             "Request bodies are limited to 1048576 bytes.",
+        )
+    ],
+    415: [
+        ProblemError(
+            415,
+            "unsupported_media_type",
+            "Unsupported media type",
+            "Send the body as JSON, with `Content-Type: application/json`.",
         )
     ],
     422: [
@@ -324,6 +347,12 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, StarletteHTTPException):  # pragma: no cover - registered for that class
         raise exc
     status = exc.status_code
+    if status == 400 and isinstance(exc.__cause__, RecursionError):
+        # FastAPI's answer when its JSON parser ran out of stack (nesting in the thousands).
+        return _too_deep(request)
+    if status == 400 and isinstance(exc.__cause__, ValueError):
+        # FastAPI's answer when the body could not even be decoded as text for the JSON parser.
+        return _malformed_json(request, "it is not UTF-8 text")
     title = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail != title else None
     if status == 404:
@@ -342,9 +371,72 @@ def _loc_part(part: Any) -> str | int:
     return part if isinstance(part, int) else str(part)
 
 
+def _too_deep(request: Request) -> JSONResponse:
+    return problem_response(
+        request,
+        status=400,
+        code="body_too_deep",
+        title="Body nested too deep",
+        detail=f"JSON bodies may be nested at most {MAX_JSON_DEPTH} levels deep.",
+    )
+
+
+def _malformed_json(request: Request, reason: str) -> JSONResponse:
+    return problem_response(
+        request,
+        status=400,
+        code="malformed_json",
+        title="Malformed JSON",
+        detail=f"The body is not valid JSON: {reason}.",
+    )
+
+
+def _is_json(content_type: str | None) -> bool:
+    """FastAPI's own rule for parsing a body as JSON: application/json or application/*+json."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+def _json_body_not_sent_as_json(request: Request, errors: Sequence[Mapping[str, Any]]) -> bool:
+    """A route that reads a JSON body got a body of another (or no) media type: FastAPI left it
+    unparsed, and validating the raw bytes failed."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    if body_field is None or isinstance(body_field.field_info, params.Form):
+        return False
+    if _is_json(request.headers.get("content-type")):
+        return False
+    # No body at all is "missing" whatever the media type: that stays a 422.
+    return any(
+        tuple(err.get("loc", ()))[:1] == ("body",) and err.get("type") != "missing"
+        for err in errors
+    )
+
+
 async def _validation_exception(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # pragma: no cover - registered for that class
         raise exc
+    raw = exc.errors()
+    syntax = next((e for e in raw if e.get("type") == "json_invalid"), None)
+    if syntax is not None:
+        # The parser's reason (e.g. "Expecting value") and where: never the body itself.
+        reason = str((syntax.get("ctx") or {}).get("error", "JSON decode error"))
+        position = [p for p in syntax.get("loc", ()) if isinstance(p, int)]
+        return _malformed_json(
+            request,
+            f"{reason.removesuffix(' at')} at character {position[0]}" if position else reason,
+        )
+    if any(e.get("type") == "body_too_deep" for e in raw):
+        return _too_deep(request)
+    if _json_body_not_sent_as_json(request, raw):
+        return problem_response(
+            request,
+            status=415,
+            code="unsupported_media_type",
+            title="Unsupported media type",
+            detail="Send the body as JSON, with `Content-Type: application/json`.",
+        )
     # Only where, what and why: never the input value (it may be a secret or another tenant's id).
     errors = [
         {
@@ -352,7 +444,7 @@ async def _validation_exception(request: Request, exc: Exception) -> Response:
             "msg": str(err.get("msg", "invalid")),
             "type": str(err.get("type", "value_error")),
         }
-        for err in exc.errors()
+        for err in raw
     ]
     return problem_response(
         request,
@@ -640,8 +732,8 @@ def _document_machinery_errors(schema: dict[str, Any]) -> None:
     each with examples of its own status.
 
     FastAPI documents its request-validation 422 as `application/json` (HTTPValidationError); ours
-    is a problem. A body that is not JSON is a 400 and one over 1 MiB a 413 on every route that
-    takes a body.
+    is a problem. On every route that takes a body: a body that is not valid JSON is a 400, one
+    over 1 MiB a 413, one sent as another media type a 415.
     """
     for operations in schema.get("paths", {}).values():
         for operation in operations.values():
@@ -649,7 +741,7 @@ def _document_machinery_errors(schema: dict[str, Any]) -> None:
             if "422" in responses:
                 _problem_media(responses["422"])
             if "requestBody" in operation:
-                for status in (400, 413):
+                for status in (400, 413, 415):
                     _problem_media(
                         responses.setdefault(
                             str(status),

@@ -8,6 +8,8 @@ response commit together or not at all. A retry while the first still runs canno
 
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -51,6 +53,29 @@ values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now())
 """
 
 
+# The only headers a replay carries besides its own (Content-Type, Content-Length, Idempotent-
+# Replayed): those a create sets (app/resources.py `created`). Filtered when stored and again when
+# replayed, since a row can also be written by other means (direct SQL, PostgREST on Supabase) and
+# must not plant Set-Cookie, CORS or caching headers, or a Location off this origin.
+REPLAYED_HEADERS = {"location": "Location", "etag": "ETag"}
+_SAFE_VALUE = {
+    # A path of this API, as `created` writes it: never another origin ("//host", "/\host").
+    "location": re.compile(r"/v1/[A-Za-z0-9._~/-]{1,2000}"),
+    "etag": re.compile(r'(W/)?"[\x21\x23-\x7e]{0,200}"'),
+}
+
+
+def replayable_headers(headers: Mapping[str, Any]) -> dict[str, str]:
+    """The allowlisted headers among `headers`, under their canonical names, with sane values."""
+    kept: dict[str, str] = {}
+    for name, value in headers.items():
+        lower = str(name).lower()
+        safe = _SAFE_VALUE.get(lower)
+        if safe is not None and isinstance(value, str) and safe.fullmatch(value):
+            kept[REPLAYED_HEADERS[lower]] = value
+    return kept
+
+
 def request_hash(method: str, path: str, body: Any) -> str:
     canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
@@ -85,7 +110,8 @@ async def replay_or_claim(
             "Idempotency-Key reused",
             "This Idempotency-Key was used with a different request; use a new key.",
         )
-    headers = dict(row["response_headers"] or {})
+    stored = row["response_headers"]
+    headers = replayable_headers(stored if isinstance(stored, dict) else {})
     headers["Idempotent-Replayed"] = "true"
     return JSONResponse(row["response_body"], status_code=row["status_code"], headers=headers)
 
@@ -101,11 +127,7 @@ async def remember(
     """Store the response under the key, in the request's transaction; returns it unchanged."""
     if key is None:
         return response
-    stored_headers = {
-        name: value
-        for name, value in response.headers.items()
-        if name.lower() in {"location", "etag"}
-    }
+    stored_headers = replayable_headers(response.headers)
     await conn.execute(
         STORE,
         user_id,

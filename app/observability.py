@@ -62,10 +62,17 @@ def _add_request_id(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 def configure_logging(settings: Settings) -> None:
     """Route stdlib logging (ours, uvicorn's) and structlog through one renderer."""
     fmt = settings.log_format or ("console" if sys.stderr.isatty() else "json")
-    renderer: Any = (
-        structlog.processors.JSONRenderer()
+    # Tracebacks as plain text, without local variables: rendering the locals of a frame that
+    # holds a large or deeply nested request body blocked the event loop for minutes, and
+    # locals may hold secrets (tokens, bodies) that do not belong in logs.
+    renderers: list[Any] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(colors=False)
+        else [
+            structlog.dev.ConsoleRenderer(
+                colors=False, exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
     )
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
@@ -83,7 +90,7 @@ def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderers],
             foreign_pre_chain=shared,
         )
     )

@@ -15,19 +15,41 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+# Far deeper than any body this API takes (an event's payload items are 4 levels down), far
+# shallower than anything that could exhaust the stack of code that walks the body recursively.
+MAX_JSON_DEPTH = 64
 
-def _has_nul(value: Any) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
+
+def body_too_deep() -> PydanticCustomError:
+    return PydanticCustomError(
+        "body_too_deep",
+        "JSON nested deeper than {max_depth} levels",
+        {"max_depth": MAX_JSON_DEPTH},
+    )
+
+
+def _check_body(value: Any) -> None:
+    """NUL anywhere, nesting over MAX_JSON_DEPTH: refused. Iterative: the data is the client's,
+    and a recursive walk of a body nested a few hundred levels deep overflows the stack."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("text must not contain NUL characters")
+        elif isinstance(item, dict | list | tuple):
+            if depth > MAX_JSON_DEPTH:
+                raise body_too_deep()
+            children = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in children:
+                if isinstance(key, str) and "\x00" in key:
+                    raise ValueError("text must not contain NUL characters")
+                stack.append((child, depth + 1))
 
 
 class RequestModel(BaseModel):
-    """Unknown (and so server-owned) fields are a 422; strings are trimmed; NUL is refused.
+    """Unknown (and so server-owned) fields are a 422; strings are trimmed; NUL is refused;
+    nesting is bounded.
 
     PostgreSQL text cannot hold NUL, so it is refused here rather than failing in the database.
     """
@@ -36,9 +58,8 @@ class RequestModel(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        if _has_nul(data):
-            raise ValueError("text must not contain NUL characters")
+    def _no_nul_bounded_depth(cls, data: Any) -> Any:
+        _check_body(data)
         return data
 
     @model_validator(mode="before")

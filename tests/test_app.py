@@ -62,3 +62,29 @@ async def test_one_access_line_per_request_at_info_and_none_below_it(
         assert '"event": "request"' not in capsys.readouterr().err
     finally:
         logging.getLogger().handlers = []
+
+
+@pytest.mark.parametrize("fmt", ["console", "json"])
+def test_logged_tracebacks_never_render_local_variables(
+    settings: Settings, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """Rendering locals is slow on a big request body (it blocked the event loop for minutes)
+    and leaks what the frame held; the traceback itself is still logged."""
+
+    def handler_with_a_body() -> None:
+        body = {"token": "LOCAL-SECRET-VALUE", "nested": [[[[1]]]]}
+        raise RuntimeError(f"failed on {len(body)} fields")
+
+    try:
+        configure_logging(settings.model_copy(update={"log_level": "INFO", "log_format": fmt}))
+        capsys.readouterr()
+        try:
+            handler_with_a_body()
+        except RuntimeError as exc:
+            logging.getLogger("motomind.test").error("unhandled", exc_info=exc)
+        err = capsys.readouterr().err
+        assert "Traceback" in err and "RuntimeError: failed on 2 fields" in err
+        assert "handler_with_a_body" in err
+        assert "LOCAL-SECRET-VALUE" not in err
+    finally:
+        logging.getLogger().handlers = []

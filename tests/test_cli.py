@@ -1,5 +1,6 @@
 """The motomind command as a user runs it: db init, db status, serve on the embedded server."""
 
+import asyncio
 import json
 import os
 import secrets
@@ -249,7 +250,8 @@ async def test_demo_loads_a_tenant_and_prints_a_working_token(
     from tests.helpers import TEST_JWT_SECRET
 
     env = base_env(DATABASE_URL=database_url, SUPABASE_JWT_SECRET=TEST_JWT_SECRET)
-    result = run(["demo"], env)
+    # In a thread: the session's app keeps serving (its maintenance run commits) meanwhile.
+    result = await asyncio.to_thread(run, ["demo"], env)
     assert result.returncode == 0, result.stderr
     headers = {"Authorization": f"Bearer {result.stdout.strip()}"}
     me = (await client.get("/v1/me", headers=headers)).json()
@@ -264,6 +266,11 @@ async def test_demo_loads_a_tenant_and_prints_a_working_token(
     assert counts["vehicles"] == 3
     assert counts["events"] > 60  # a year of fuel-ups for three vehicles
     assert (date.today() - counts["first"]).days >= 360
+    # The dashboard feed shows the demo at once, not after the next scheduled refresh.
+    feed = (await client.get("/v1/timeline/feed", headers=headers)).json()
+    assert feed["refreshed_at"] is not None
+    assert len(feed["items"]) == 3
+    assert sum(item["event_count"] for item in feed["items"]) == counts["events"]
 
 
 def test_token_refuses_without_a_secret(new_database: str) -> None:

@@ -105,3 +105,84 @@ async def test_an_unexpected_error_is_a_500_problem_without_details(
     assert resp.headers["X-Request-ID"]  # a 500 can still be traced to its log line
     assert "secret" not in resp.text
     assert "Traceback" not in resp.text
+
+
+# --- Bodies that are not JSON ---------------------------------------------------------------------
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/garages"),
+        ("POST", "/v1/vehicles"),
+        ("POST", "/v1/timeline"),
+        ("PATCH", "/v1/me"),
+    ],
+)
+async def test_malformed_json_is_400(
+    client: httpx.AsyncClient, db: asyncpg.Pool, method: str, path: str
+) -> None:
+    user = await create_user(db)
+    for raw, detail in (
+        (b'{"name": "secret-value', "Unterminated string starting at character 9."),
+        (b"{bad", "Expecting property name enclosed in double quotes at character 1."),
+    ):
+        resp = await client.request(method, path, content=raw, headers=auth(user) | JSON)
+        assert resp.status_code == 400, resp.text
+        assert resp.headers["content-type"] == "application/problem+json"
+        body = resp.json()
+        assert body["code"] == "malformed_json"
+        assert body["detail"] == f"The body is not valid JSON: {detail}"
+        assert "secret-value" not in resp.text  # the body is never echoed
+    # Bytes that are not even text.
+    resp = await client.request(
+        method, path, content=b'{"name": "\xff\xfe"}', headers=auth(user) | JSON
+    )
+    assert resp.status_code == 400, resp.text
+    assert resp.json()["code"] == "malformed_json"
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "application/x-www-form-urlencoded", "application/xml", None],
+)
+async def test_a_json_route_refuses_other_media_types_with_415(
+    client: httpx.AsyncClient, db: asyncpg.Pool, content_type: str | None
+) -> None:
+    user = await create_user(db)
+    headers = auth(user) | ({"Content-Type": content_type} if content_type else {})
+    resp = await client.post("/v1/garages", content=b'{"name": "G"}', headers=headers)
+    if content_type is None:
+        assert "content-type" not in resp.request.headers
+    assert resp.status_code == 415, resp.text
+    assert resp.headers["content-type"] == "application/problem+json"
+    assert resp.json()["code"] == "unsupported_media_type"
+    patched = await client.patch("/v1/me", content=b'{"name": "N"}', headers=headers)
+    assert patched.status_code == 415, patched.text
+
+
+async def test_json_media_types_are_accepted_and_an_empty_body_stays_422(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    user = await create_user(db)
+    for content_type in (
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/merge-patch+json",
+    ):
+        resp = await client.post(
+            "/v1/garages",
+            content=b'{"name": "G"}',
+            headers=auth(user) | {"Content-Type": content_type},
+        )
+        assert resp.status_code == 201, (content_type, resp.text)
+    # No body at all: the body is missing (422), whatever the media type says.
+    for content_type in ("application/json", "text/plain"):
+        resp = await client.post("/v1/garages", headers=auth(user) | {"Content-Type": content_type})
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["code"] == "validation_failed"
+    # Valid JSON of the wrong shape is still a 422, not a 400.
+    resp = await client.post("/v1/garages", content=b"[1, 2]", headers=auth(user) | JSON)
+    assert resp.status_code == 422, resp.text

@@ -1,4 +1,6 @@
-"""A reminder's `due_state`: the one place it is computed (pure: no I/O, no clock).
+"""A reminder's `due_state`: the one place it is computed (pure: no I/O, no clock). The list's
+`due_state` filter restates these rules in SQL (app/reminders/queries.py DUE_STATE); tests hold the
+two to the same answers.
 
 Rules, each criterion on its own, then the more urgent of the two wins ("whichever comes first"):
 

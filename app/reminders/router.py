@@ -8,6 +8,7 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import StringConstraints
 
 from app.auth import CurrentUser
 from app.db import TenantConn
@@ -16,7 +17,8 @@ from app.etag import IfMatch
 from app.idempotency import IdempotencyKey
 from app.paging import Cursor, Limit, Page, page_of
 from app.reminders import queries
-from app.reminders.due import due_state
+from app.reminders.due import DueState
+from app.reminders.due import due_state as compute_due_state
 from app.reminders.schemas import Reminder, ReminderCreate, ReminderUpdate, Status
 from app.resources import (
     apply_changes,
@@ -31,12 +33,16 @@ from app.resources import (
 from app.schemas_common import IsoDate
 
 router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
+
+_STATE = "|".join(state.value for state in DueState)
+# One or more due states, comma-separated: each is checked here, so an unknown one is a 422.
+DueStates = Annotated[str, StringConstraints(pattern=f"^({_STATE})(,({_STATE}))*$")]
 TABLE = "reminders"
 
 
 def _out(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:
     """The response fields of a reminder row joined with its vehicle."""
-    state = due_state(
+    state = compute_due_state(
         row,
         current_mileage=row["vehicle_current_mileage"],
         timezone=row["vehicle_timezone"],
@@ -119,36 +125,51 @@ async def list_reminders(
         IsoDate | None,
         Query(description="Only reminders with a `due_date` on or before this date."),
     ] = None,
+    due_state: Annotated[
+        list[DueStates] | None,
+        Query(
+            description="Only reminders in these due states: `overdue`, `due_soon`, "
+            "`upcoming`, `completed`, `dismissed`; comma-separated and/or repeated "
+            "(`due_state=overdue,due_soon` is `due_state=overdue&due_state=due_soon`).",
+        ),
+    ] = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> Page[Reminder]:
     """Your reminders, newest first, `limit` per page; follow `next_cursor` for more.
 
-    Each carries `due_state`, computed at the time of the request. A cursor is only valid with
+    Each carries `due_state`, computed at the time of the request; `due_state=` filters on it
+    (e.g. `?due_state=overdue,due_soon` for what needs attention). A cursor is only valid with
     the same filters it was issued with.
     """
-    scope = {
+    due_states = sorted({s for value in due_state for s in value.split(",")}) if due_state else None
+    scope: dict[str, Any] = {
         "list": "reminders",
         "vehicle_id": vehicle_id,
         "garage_id": garage_id,
         "status": status,
         "due_before": due_before,
     }
+    if due_states:  # only then: cursors issued without the filter stay valid
+        scope["due_state"] = due_states
     key = cursor_key(request)
     after = newest_first_position(cursor, key, scope)
+    # One instant for the filter (in SQL) and the items' due_state (in Python): they agree.
+    now = datetime.now(UTC)
     rows = await queries.list_reminders(
         conn,
         vehicle_id=vehicle_id,
         garage_id=garage_id,
         status=status.value if status else None,
         due_before=due_before,
+        due_states=due_states,
+        now=now,
         after=after,
         limit=limit + 1,
     )
     items, next_cursor = page_of(
         rows, limit, key, scope, lambda r: [r["created_at"].isoformat(), str(r["id"])]
     )
-    now = datetime.now(UTC)
     return Page[Reminder](
         items=[Reminder.model_validate(_out(dict(r), now)) for r in items], next_cursor=next_cursor
     )

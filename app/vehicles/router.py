@@ -26,7 +26,15 @@ from app.resources import (
 )
 from app.timeline.queries import record_reading
 from app.vehicles import queries
-from app.vehicles.schemas import Vehicle, VehicleCreate, VehicleUpdate
+from app.vehicles.schemas import (
+    IDENTITY_ERROR,
+    IDENTITY_FIELDS,
+    IDENTITY_MESSAGE,
+    Vehicle,
+    VehicleCreate,
+    VehicleUpdate,
+    unidentified,
+)
 
 router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
 TABLE = "vehicles"
@@ -76,6 +84,8 @@ async def create_vehicle(
 ) -> JSONResponse:
     """Add a vehicle to your tenant. Answers 201 with `Location` and `ETag`.
 
+    - Give at least one of `make`, `model`, `nickname`, `vin`, `license_plate`, so that the
+      vehicle can be told apart (422, error type `missing_identity`, otherwise).
     - `vin` is upper-cased; a VIN or `license_plate` already used by one of your live vehicles
       is a 409 `duplicate_vin` / `duplicate_plate` (other tenants' vehicles never conflict).
     - `garage_id` must be one of your garages: anything else is a 422 `garage_not_found`.
@@ -164,6 +174,9 @@ async def patch_vehicle(
 ) -> Vehicle:
     """Change the fields you send; `null` clears one. With `If-Match`, 412 if it changed.
 
+    A vehicle keeps at least one of `make`, `model`, `nickname`, `vin`, `license_plate`: clearing
+    the last one is a 422 (error type `missing_identity`).
+
     `current_mileage` is derived from the timeline: raising it records an `odometer` reading
     dated today (vehicle's timezone) on the timeline; a lower value is a 422 `mileage_decrease`
     (correct a wrong reading on the timeline instead).
@@ -171,6 +184,14 @@ async def patch_vehicle(
     """
     changes = body.changes()
     current = await locked_for_change(conn, TABLE, vehicle_id, if_match)
+    if set(changes) & set(IDENTITY_FIELDS) and unidentified({**dict(current), **changes}):
+        raise ProblemError(
+            422,
+            "validation_failed",
+            "Validation failed",
+            "A vehicle keeps at least one identifying field; see `errors`.",
+            errors=[{"loc": ["body"], "msg": IDENTITY_MESSAGE, "type": IDENTITY_ERROR}],
+        )
     mileage = changes.pop("current_mileage", None)
     floor = current["current_mileage"]
     if mileage is not None and floor is not None and mileage < floor:

@@ -1,13 +1,15 @@
 """Vehicles: what a user owns or drives, optionally grouped in a garage."""
 
 import re
+from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 from uuid import UUID
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from app.schemas_common import AuditedOut, PatchModel, RequestModel, ShortText
 
@@ -104,8 +106,21 @@ TimeZone = Annotated[
 ]
 
 
+# A vehicle must be recognisable in a list: a body without any of these is a 422. Not a database
+# constraint: vehicles stored before this rule, and direct SQL, may still lack all of them.
+IDENTITY_FIELDS = ("make", "model", "nickname", "vin", "license_plate")
+IDENTITY_ERROR = "missing_identity"
+IDENTITY_MESSAGE = "give at least one of make, model, nickname, vin, license_plate"
+
+
+def unidentified(values: Mapping[str, Any]) -> bool:
+    return all(values.get(name) is None for name in IDENTITY_FIELDS)
+
+
 class VehicleCreate(RequestModel):
-    """`current_mileage` is not accepted here: it follows the timeline's odometer readings."""
+    """At least one of `make`, `model`, `nickname`, `vin`, `license_plate` (else 422
+    `validation_failed`, error type `missing_identity`). `current_mileage` is not accepted here:
+    it follows the timeline's odometer readings."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -135,9 +150,16 @@ class VehicleCreate(RequestModel):
     nickname: ShortText | None = Field(default=None, examples=["Red bike"])
     timezone: TimeZone = DEFAULT_TIMEZONE
 
+    @model_validator(mode="after")
+    def _identified(self) -> Self:
+        if unidentified(self.model_dump(include=set(IDENTITY_FIELDS))):
+            raise PydanticCustomError(IDENTITY_ERROR, IDENTITY_MESSAGE)
+        return self
+
 
 class VehicleUpdate(PatchModel):
-    """Only the fields you send change; `null` clears a field (except `timezone`)."""
+    """Only the fields you send change; `null` clears a field (except `timezone`), but not the
+    last one of `make`, `model`, `nickname`, `vin`, `license_plate` (422 `missing_identity`)."""
 
     not_null = ("timezone", "current_mileage")
 

@@ -130,8 +130,8 @@ async def test_errors_are_problems(client: httpx.AsyncClient, db: asyncpg.Pool) 
     resp = await client.patch(
         "/v1/me", headers={**auth(user), "content-type": "application/json"}, content=b"{bad"
     )
-    assert resp.status_code == 422
-    assert resp.json()["code"] == "validation_failed"
+    assert resp.status_code == 400
+    assert resp.json()["code"] == "malformed_json"
 
 
 async def test_profile_and_tenant_carry_etags_and_honour_if_match(

@@ -22,7 +22,9 @@ def today_in(tz: str) -> date:
 async def _vehicle(
     client: httpx.AsyncClient, user: User, *, miles: int | None = None, **body: Any
 ) -> dict[str, Any]:
-    resp = await client.post("/v1/vehicles", json={"timezone": TZ, **body}, headers=auth(user))
+    resp = await client.post(
+        "/v1/vehicles", json={"timezone": TZ, "nickname": "v", **body}, headers=auth(user)
+    )
     assert resp.status_code == 201, resp.text
     vehicle: dict[str, Any] = resp.json()
     if miles is not None:
@@ -268,6 +270,20 @@ async def test_server_owned_fields_are_refused(client: httpx.AsyncClient, db: as
     assert await db.fetchval(count, user.tenant_id) == 1
 
 
+DUE_STATES = ("overdue", "due_soon", "upcoming", "completed", "dismissed")
+
+
+async def assert_filter_agrees(client: httpx.AsyncClient, user: User, **params: Any) -> None:
+    """The `due_state` filter (SQL) selects exactly the items whose `due_state` (Python) says so."""
+    listed = (
+        await client.get("/v1/reminders", params={**params, "limit": 200}, headers=auth(user))
+    ).json()["items"]
+    assert listed
+    for state in DUE_STATES:
+        selected = set(await _ids(client, user, **params, due_state=state))
+        assert selected == {r["id"] for r in listed if r["due_state"] == state}, state
+
+
 async def test_due_state_boundaries(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
     user = await create_user(db)
     vehicle = await _vehicle(client, user, miles=10_000)
@@ -322,6 +338,7 @@ async def test_due_state_boundaries(client: httpx.AsyncClient, db: asyncpg.Pool)
     assert listed[plain.json()["id"]] == "upcoming"
     assert listed[miles_wide.json()["id"]] == "due_soon"
     assert listed[miles_plain.json()["id"]] == "upcoming"
+    await assert_filter_agrees(client, user, vehicle_id=vehicle["id"])
 
     # The vehicle's mileage moves: its reminders follow, on the next read.
     await client.patch(
@@ -345,6 +362,123 @@ async def test_garage_reminder_without_vehicle_uses_utc(
     assert past.json()["due_state"] == "overdue"
     # Mileage without a vehicle never makes it due.
     assert (await _create(client, user, due_mileage=0)).json()["due_state"] == "upcoming"
+    await assert_filter_agrees(client, user)
+
+
+async def test_filter_by_due_state(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
+    user = await create_user(db)
+    vehicle = await _vehicle(client, user, miles=10_000)
+    today = today_in(TZ)
+    made: dict[str, str] = {}
+
+    async def make(name: str, **body: Any) -> None:
+        resp = await _create(client, user, title=name, **body)
+        assert resp.status_code == 201, resp.text
+        made[name] = resp.json()["id"]
+
+    v = vehicle["id"]
+    # Interleaved, the non-matching ones newest: a filter applied after the LIMIT would return
+    # short or empty pages.
+    await make("late-date", vehicle_id=v, due_date=str(today - timedelta(days=3)))
+    await make("far", vehicle_id=v, due_date=str(today + timedelta(days=300)))
+    await make("late-miles", vehicle_id=v, due_mileage=9_000)
+    await make("far-miles", vehicle_id=v, due_mileage=50_000)
+    await make("soon-date", vehicle_id=v, due_date=str(today + timedelta(days=3)))
+    await make("tenant-late", due_date=str(today_in("UTC") - timedelta(days=1)))
+    await make("soon-miles", vehicle_id=v, due_mileage=10_200)
+    await make("done", vehicle_id=v, due_mileage=9_500)
+    await make("dropped", vehicle_id=v, due_date=str(today - timedelta(days=1)))
+    for name in ("far-2", "far-3", "far-4"):
+        await make(name, vehicle_id=v, due_mileage=90_000)
+    for name, status in (("done", "completed"), ("dropped", "dismissed")):
+        resp = await client.patch(
+            f"/v1/reminders/{made[name]}", json={"status": status}, headers=auth(user)
+        )
+        assert resp.status_code == 200, resp.text
+
+    def names(ids: list[str]) -> list[str]:
+        by_id = {i: n for n, i in made.items()}
+        return sorted(by_id[i] for i in ids)
+
+    attention = ["late-date", "late-miles", "soon-date", "soon-miles", "tenant-late"]
+    comma = await _ids(client, user, due_state="overdue,due_soon")
+    assert len(comma) == len(set(comma))  # two per page, each exactly once
+    assert names(comma) == attention
+    repeated = await _ids(client, user, due_state=["overdue", "due_soon"])
+    assert repeated == comma
+    mixed = await _ids(client, user, due_state=["due_soon,overdue", "overdue"])
+    assert mixed == comma
+    assert names(await _ids(client, user, due_state="overdue")) == [
+        "late-date",
+        "late-miles",
+        "tenant-late",
+    ]
+    assert names(await _ids(client, user, due_state="completed")) == ["done"]
+    assert names(await _ids(client, user, due_state="dismissed")) == ["dropped"]
+    assert names(await _ids(client, user, due_state="upcoming")) == [
+        "far",
+        "far-2",
+        "far-3",
+        "far-4",
+        "far-miles",
+    ]
+    # With the other filters.
+    assert names(await _ids(client, user, due_state="overdue", vehicle_id=v)) == [
+        "late-date",
+        "late-miles",
+    ]
+    assert names(await _ids(client, user, due_state="overdue,due_soon", status="active")) == (
+        attention
+    )
+    # Pages are full: the newest rows do not match, and still the first page has two items.
+    first = await client.get(
+        "/v1/reminders", params={"due_state": "overdue", "limit": 2}, headers=auth(user)
+    )
+    page = first.json()
+    assert [r["due_state"] for r in page["items"]] == ["overdue", "overdue"]
+    assert page["next_cursor"] is not None
+    # A cursor belongs to its filters.
+    other = await client.get(
+        "/v1/reminders",
+        params={"due_state": "due_soon", "limit": 2, "cursor": page["next_cursor"]},
+        headers=auth(user),
+    )
+    assert other.status_code == 422, other.text
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["late", "overdue,", ",overdue", "overdue,,due_soon", "OVERDUE", "", "overdue due_soon"],
+)
+async def test_an_unknown_due_state_is_422(
+    client: httpx.AsyncClient, db: asyncpg.Pool, value: str
+) -> None:
+    user = await create_user(db)
+    resp = await client.get("/v1/reminders", params={"due_state": value}, headers=auth(user))
+    assert resp.status_code == 422, resp.text
+    problem = resp.json()
+    assert problem["code"] == "validation_failed"
+    assert problem["errors"][0]["loc"][:2] == ["query", "due_state"]
+    # Twin: a known one passes alongside.
+    ok = await client.get("/v1/reminders", params={"due_state": "overdue"}, headers=auth(user))
+    assert ok.status_code == 200
+
+
+async def test_due_state_filter_never_shows_another_tenants_reminders(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    alice, bob = await create_user(db), await create_user(db)
+    alices = await _vehicle(client, alice, miles=10_000)
+    bobs = await _vehicle(client, bob, miles=10_000)
+    past = str(today_in(TZ) - timedelta(days=5))
+    bobs_late = (await _create(client, bob, vehicle_id=bobs["id"], due_date=past)).json()["id"]
+    alices_late = (await _create(client, alice, vehicle_id=alices["id"], due_date=past)).json()
+    for state in ("overdue", "overdue,due_soon,upcoming,completed,dismissed"):
+        assert await _ids(client, alice, due_state=state) == [alices_late["id"]]
+        # Allow twin: Bob sees his.
+        assert await _ids(client, bob, due_state=state) == [bobs_late]
+    # Naming Bob's vehicle does not help Alice.
+    assert await _ids(client, alice, due_state="overdue", vehicle_id=bobs["id"]) == []
 
 
 async def test_cannot_attach_to_another_tenants_rows(

@@ -22,6 +22,7 @@ from app.config import Settings
 from app.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.main import create_app
 from app.paging import MAX_LIMIT
+from app.schemas_common import MAX_JSON_DEPTH
 from tests.helpers import User, auth, create_user
 from tests.test_cross_tenant import LIST_PATHS, SPEC
 
@@ -244,6 +245,69 @@ async def test_deeply_nested_payloads_are_422(
         )
         assert resp.status_code in (400, 422), (depth, resp.status_code, resp.text[:300])
         assert resp.headers["content-type"].startswith("application/problem+json")
+
+
+def _nested(depth: int, brackets: bool) -> str:
+    opening, closing = ("[", "]") if brackets else ('{"a":', "}")
+    return opening * depth + "1" + closing * depth
+
+
+@pytest.mark.parametrize("depth", [320, 950, 5_000])
+async def test_bodies_nested_too_deep_are_400_on_every_route(
+    client: httpx.AsyncClient, owner: User, vehicle: str, depth: int
+) -> None:
+    """Depths that used to overflow the recursive NUL check (500) or the JSON parser."""
+    headers = auth(owner) | {"Content-Type": "application/json"}
+    for brackets in (True, False):
+        nested = _nested(depth, brackets)
+        for method, path, raw in (
+            ("POST", "/v1/vehicles", f'{{"make": {nested}}}'),
+            ("PATCH", f"/v1/vehicles/{vehicle}", f'{{"nickname": {nested}}}'),
+            (
+                "POST",
+                "/v1/reminders",
+                f'{{"title": "t", "due_mileage": 1, "description": {nested}}}',
+            ),
+            (
+                "POST",
+                "/v1/timeline",
+                f'{{"type": "maintenance", "vehicle_id": "{vehicle}", '
+                f'"payload": {{"service": "x", "items": {nested}}}}}',
+            ),
+            ("POST", "/v1/garages", nested),
+        ):
+            resp = await client.request(method, path, content=raw.encode(), headers=headers)
+            problem = _problem(resp, 400)
+            assert problem["code"] == "body_too_deep", (method, path, depth)
+            assert str(MAX_JSON_DEPTH) in problem["detail"]
+
+
+async def test_bodies_nested_up_to_the_limit_are_validated_as_usual(
+    client: httpx.AsyncClient, owner: User
+) -> None:
+    headers = auth(owner) | {"Content-Type": "application/json"}
+    # The body object is one level: MAX_JSON_DEPTH - 1 more inside it is still within the limit.
+    for depth, status in ((MAX_JSON_DEPTH - 1, 422), (MAX_JSON_DEPTH, 400)):
+        raw = f'{{"make": {_nested(depth, True)}}}'
+        resp = await client.post("/v1/vehicles", content=raw.encode(), headers=headers)
+        assert _problem(resp, status)["code"] == (
+            "validation_failed" if status == 422 else "body_too_deep"
+        )
+
+
+async def test_nul_is_refused_at_any_depth_and_in_keys(
+    client: httpx.AsyncClient, owner: User, vehicle: str
+) -> None:
+    headers = auth(owner) | {"Content-Type": "application/json"}
+    deep = "[" * 50 + '"a\\u0000b"' + "]" * 50
+    for items in (deep, '[{"name\\u0000": "oil"}]'):
+        raw = (
+            f'{{"type": "maintenance", "vehicle_id": "{vehicle}", '
+            f'"payload": {{"service": "x", "items": {items}}}}}'
+        )
+        resp = await client.post("/v1/timeline", content=raw.encode(), headers=headers)
+        problem = _problem(resp, 422)
+        assert "NUL" in problem["errors"][0]["msg"], problem
 
 
 STRING_CAPS = [

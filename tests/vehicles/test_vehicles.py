@@ -233,8 +233,78 @@ async def test_valid_edges_are_accepted(client: httpx.AsyncClient, db: asyncpg.P
         {"timezone": "UTC"},
         {"vin": "abcdefghjklmnprst".upper()},
     ):
-        resp = await _create(client, user, **body)
+        resp = await _create(client, user, nickname="edge", **body)
         assert resp.status_code == 201, (body, resp.text)
+
+
+IDENTITY = ("make", "model", "nickname", "vin", "license_plate")
+
+
+def _missing_identity(resp: httpx.Response) -> None:
+    assert resp.status_code == 422, resp.text
+    problem = resp.json()
+    assert problem["code"] == "validation_failed"
+    assert [(e["loc"], e["type"]) for e in problem["errors"]] == [(["body"], "missing_identity")]
+    assert all(name in problem["errors"][0]["msg"] for name in IDENTITY)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"year": 2019, "color": "Red", "trim": "ABS", "timezone": "UTC"},
+        {name: None for name in IDENTITY},
+    ],
+)
+async def test_a_vehicle_needs_something_that_identifies_it(
+    client: httpx.AsyncClient, db: asyncpg.Pool, body: dict[str, Any]
+) -> None:
+    user = await create_user(db)
+    _missing_identity(await _create(client, user, **body))
+    count = "select count(*) from public.vehicles where tenant_id = $1"
+    assert await db.fetchval(count, user.tenant_id) == 0
+    # Twin: any one identifying field is enough.
+    for name, value in zip(IDENTITY, ("Honda", "CB500X", "Red bike", VIN, "7ABC123"), strict=True):
+        resp = await _create(client, user, **{**body, name: value})
+        assert resp.status_code == 201, (name, resp.text)
+
+
+async def test_patch_cannot_clear_the_last_identifying_field(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    user = await create_user(db)
+    vehicle = (await _create(client, user, make="Honda", nickname="Red bike")).json()
+    url = f"/v1/vehicles/{vehicle['id']}"
+    for body in ({name: None for name in IDENTITY}, {"make": None, "nickname": None}):
+        _missing_identity(await client.patch(url, json=body, headers=auth(user)))
+    unchanged = (await client.get(url, headers=auth(user))).json()
+    assert (unchanged["make"], unchanged["nickname"]) == ("Honda", "Red bike")
+    # Twins: clearing all but one, or replacing the last one, is fine.
+    cleared = await client.patch(url, json={"make": None}, headers=auth(user))
+    assert cleared.status_code == 200 and cleared.json()["nickname"] == "Red bike"
+    swapped = await client.patch(url, json={"nickname": None, "vin": VIN}, headers=auth(user))
+    assert swapped.status_code == 200, swapped.text
+    _missing_identity(await client.patch(url, json={"vin": None}, headers=auth(user)))
+
+
+async def test_a_vehicle_stored_without_identity_can_still_be_patched(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    """Rows from before the rule (or direct SQL): a PATCH that touches no identifying field
+    passes; one that leaves them all empty does not."""
+    user = await create_user(db)
+    vehicle_id = await db.fetchval(
+        "insert into public.vehicles (tenant_id, year) values ($1, 2001) returning id",
+        user.tenant_id,
+    )
+    url = f"/v1/vehicles/{vehicle_id}"
+    moved = await client.patch(
+        url, json={"timezone": "UTC", "current_mileage": 5}, headers=auth(user)
+    )
+    assert moved.status_code == 200, moved.text
+    _missing_identity(await client.patch(url, json={"make": None}, headers=auth(user)))
+    named = await client.patch(url, json={"nickname": "Old one"}, headers=auth(user))
+    assert named.status_code == 200, named.text
 
 
 async def test_server_owned_fields_are_refused(client: httpx.AsyncClient, db: asyncpg.Pool) -> None:
@@ -318,10 +388,10 @@ async def test_garage_must_be_a_live_garage_of_the_tenant(
 ) -> None:
     alice, bob = await create_user(db), await create_user(db)
     alices_garage = await _garage(client, alice)
-    into_alices = await _create(client, bob, garage_id=alices_garage)
+    into_alices = await _create(client, bob, nickname="b", garage_id=alices_garage)
     assert into_alices.status_code in (404, 422), into_alices.text
     assert into_alices.json()["code"] in ("not_found", "garage_not_found")
-    missing = await _create(client, bob, garage_id=str(uuid.uuid4()))
+    missing = await _create(client, bob, nickname="b", garage_id=str(uuid.uuid4()))
     # A foreign garage answers exactly like a nonexistent one.
     assert (missing.status_code, missing.json()["code"]) == (
         into_alices.status_code,
@@ -336,13 +406,13 @@ async def test_garage_must_be_a_live_garage_of_the_tenant(
     assert await db.fetchval(count, bob.tenant_id) == 1
     assert await db.fetchval(count, alice.tenant_id) == 0
     # Allow twin: the owner can.
-    assert (await _create(client, alice, garage_id=alices_garage)).status_code == 201
+    assert (await _create(client, alice, nickname="a", garage_id=alices_garage)).status_code == 201
 
     # A deleted garage is gone for new vehicles, and its vehicles stay with garage_id null.
     doomed = await _garage(client, alice, "doomed")
-    kept = (await _create(client, alice, garage_id=doomed)).json()
+    kept = (await _create(client, alice, nickname="a", garage_id=doomed)).json()
     assert (await client.delete(f"/v1/garages/{doomed}", headers=auth(alice))).status_code == 204
-    assert (await _create(client, alice, garage_id=doomed)).status_code in (404, 422)
+    assert (await _create(client, alice, nickname="a", garage_id=doomed)).status_code in (404, 422)
     after = (await client.get(f"/v1/vehicles/{kept['id']}", headers=auth(alice))).json()
     assert after["garage_id"] is None
 
