@@ -92,7 +92,11 @@ def db_init() -> None:
     """Install or upgrade the schema (idempotent)."""
     rt = runtime()
     announce(rt)
-    scheduled = asyncio.run(_init(rt))
+    try:
+        scheduled = asyncio.run(_init(rt))
+    except ValueError as exc:  # a setting the installer refuses, said plainly
+        typer.echo(f"db init: {exc}", err=True)
+        raise typer.Exit(2) from None
     where = urlsplit(rt.admin_dsn)
     typer.echo(
         f"schema version {schema.SCHEMA_VERSION} installed in database "

@@ -80,7 +80,18 @@ async def ensure_api_role(conn: asyncpg.Connection, name: str, password: str | N
     ):
         raise ValueError(f"{name!r} cannot be the API's login role")
     existing = await conn.fetchrow(
-        "select rolsuper, rolbypassrls from pg_catalog.pg_roles where rolname = $1", name
+        """select r.rolsuper or r.rolbypassrls or r.rolcreaterole or r.rolcreatedb
+                    or r.rolreplication as privileged,
+                  r.rolname = current_user or r.rolname = session_user as installer,
+                  exists (select 1 from pg_catalog.pg_shdepend d
+                          where d.refclassid = 'pg_catalog.pg_authid'::pg_catalog.regclass
+                            and d.refobjid = r.oid and d.deptype = 'o') as owns,
+                  array(select m.roleid::regrole::text from pg_catalog.pg_auth_members m
+                        where m.member = r.oid
+                          and m.roleid::regrole::text not in ('anon', 'authenticated',
+                                                              'service_role')) as member_of
+           from pg_catalog.pg_roles r where r.rolname = $1""",
+        name,
     )
     if existing is None:
         try:
@@ -88,15 +99,37 @@ async def ensure_api_role(conn: asyncpg.Connection, name: str, password: str | N
                 await conn.execute(f"create role {name} login noinherit")
         except asyncpg.DuplicateObjectError:
             pass
-    elif existing["rolsuper"] or existing["rolbypassrls"]:
-        raise ValueError(f"role {name} bypasses row level security: the API must not log in as it")
     else:
+        # An existing role is taken only if it is already what `create role` would make: the
+        # API's login must not be able to become anything more than a client (RLS is its fence).
+        problems = [
+            what
+            for what, found in (
+                (
+                    "is privileged (superuser, BYPASSRLS, CREATEROLE, CREATEDB or REPLICATION)",
+                    existing["privileged"],
+                ),
+                ("is the role installing the schema", existing["installer"]),
+                ("owns objects", existing["owns"]),
+                (f"is a member of {', '.join(existing['member_of'])}", existing["member_of"]),
+            )
+            if found
+        ]
+        if problems:
+            raise ValueError(
+                f"role {name} cannot be the API's login: it {'; it '.join(problems)}. "
+                "Choose another MOTOMIND_API_ROLE; db init creates it."
+            )
         await conn.execute(f"alter role {name} login noinherit")
     for member_of in ("anon", "authenticated", "service_role"):
         if not await conn.fetchval("select pg_has_role($1, $2, 'MEMBER')", name, member_of):
             await conn.execute(f"grant {member_of} to {name}")
     await conn.execute(f"grant execute on function public.cursor_signing_key() to {name}")
     if password is not None:
+        # PostgreSQL's clients SASLprep a password before hashing it; for printable ASCII that is
+        # the identity, so the verifier computed here is the one they will prove.
+        if not (password.isascii() and password.isprintable()) or not password:
+            raise ValueError("MOTOMIND_API_PASSWORD must be printable ASCII (it goes into URLs)")
         verifier = scram_verifier(password).replace("'", "''")
         await conn.execute(f"alter role {name} password '{verifier}'")
 

@@ -199,3 +199,40 @@ async def test_the_owner_may_still_run_maintenance(
             )
         finally:
             await tx.rollback()
+
+
+async def test_an_upgrade_canonicalises_corrections_stored_before(
+    db: asyncpg.Pool, user: User, vehicle: uuid.UUID
+) -> None:
+    """A correction stored upper-case before the fix (made here by the owner's maintenance
+    switch, as the old schema accepted it) is found again after the install runs."""
+    from app.schema import install
+
+    async with transaction_as(db, user) as conn:
+        typo = await conn.fetchval(INSERT_EVENT, vehicle, day(-10), 50000, {})
+        fix = await conn.fetchval(
+            INSERT_EVENT, vehicle, day(-10), 5000, {"correction_of": str(typo)}
+        )
+    async with db.acquire() as conn, conn.transaction():
+        await conn.execute("set local motomind.maintenance = 'on'")
+        await conn.execute(
+            """update public.vehicle_events
+               set payload = jsonb_build_object('correction_of', upper(payload ->> 'correction_of'))
+               where id = $1""",
+            fix,
+        )
+        await conn.execute(
+            "update public.vehicles set current_mileage = 50000 where id = $1", vehicle
+        )
+    async with db.acquire() as conn:
+        await install(conn)
+    stored = await db.fetchval(
+        "select payload ->> 'correction_of' from public.vehicle_events where id = $1", fix
+    )
+    assert stored == str(typo)
+    current = await db.fetchval(
+        "select current_mileage from public.vehicles where id = $1", vehicle
+    )
+    assert current == 5000
+    async with transaction_as(db, user) as conn:
+        await conn.execute(INSERT_EVENT, vehicle, day(-1), 6000, {})  # not blocked by the typo
