@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -151,13 +152,17 @@ class RestartableServer:
 
 
 @contextlib.contextmanager
-def restartable_server(tmp: Path) -> Iterator[RestartableServer]:
-    handle = start_embedded(tmp, delete_on_exit=True)
-    server = RestartableServer(handle, str(handle.get_uri()))
-    try:
-        yield server
-    finally:
-        server.close()
+def restartable_server() -> Iterator[RestartableServer]:
+    """In a directory of its own under the system's temporary directory, not pytest's: pg_ctl
+    runs as another user, and any pytest session started on the machine (another checkout's,
+    say) narrows /tmp/pytest-of-<user> to its owner again, where a later pg_ctl cannot enter."""
+    with tempfile.TemporaryDirectory(prefix="motomind-restart-") as tmp:
+        handle = start_embedded(Path(tmp) / "pg", delete_on_exit=True)
+        server = RestartableServer(handle, str(handle.get_uri()))
+        try:
+            yield server
+        finally:
+            server.close()
 
 
 # --- PgBouncer ------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ a socket, so a dropped connection or a hang would show as such.
 import asyncio
 import time
 import uuid
-from pathlib import Path
 
 import asyncpg
 import httpx
@@ -36,8 +35,8 @@ def _event(i: int) -> dict:
 
 
 @pytest.mark.timeout(120)
-async def test_restart_under_load(tmp_path: Path) -> None:
-    with restartable_server(tmp_path / "pg") as pg:
+async def test_restart_under_load() -> None:
+    with restartable_server() as pg:
         owner = await asyncpg.connect(pg.uri)
         try:
             await install(owner)
