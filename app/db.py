@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 
 from app.auth import Identity, require_service, require_user
 from app.config import Settings
-from app.errors import RETRY_AFTER_S, ProblemError
+from app.errors import RETRY_AFTER_S, UNAVAILABLE, ProblemError
 from app.observability import record_pool, worker_metrics_dir
 
 # One statement, transaction-local (PostgREST's txVarQuery): the role, the verified claims RLS
@@ -142,6 +142,33 @@ def pool_exhausted() -> ProblemError:
     )
 
 
+def database_unavailable() -> ProblemError:
+    return ProblemError(
+        503,
+        UNAVAILABLE.code,
+        UNAVAILABLE.title,
+        UNAVAILABLE.detail,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+# Raised by a statement whose connection is gone or whose protocol state is unknown: closed under
+# it, or still busy with the last message of a server that went away (a fast shutdown's 57P01 can
+# arrive between two statements: asyncpg then refuses the next one with InternalClientError).
+# Not an argument asyncpg could not encode (an InterfaceError that is also a ValueError): nothing
+# was sent, the connection is fine.
+_LOST_CONNECTION = (
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    OSError,
+)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, _LOST_CONNECTION) and not isinstance(exc, ValueError)
+
+
 def no_tenant() -> ProblemError:
     return ProblemError(
         403, "no_tenant", "No tenant", "The token's user belongs to no tenant (no profile)."
@@ -188,19 +215,38 @@ async def _transaction(
                 )
             request.state.tenant_id = str(tenant_id) if tenant_id else None
             yield conn
-        except BaseException:
-            if not conn.is_closed():
+        except BaseException as exc:
+            if connection_lost(exc) or conn.is_closed():
+                # Its state is unknown: closed, never rolled back or pooled again.
+                conn.terminate()
+            else:
                 try:
                     await conn.execute("rollback")
-                except Exception as exc:  # the original error matters more
-                    _log.warning("rollback failed: %s", type(exc).__name__)
+                except Exception as rollback_exc:  # the original error matters more
+                    _log.warning("rollback failed: %s", type(rollback_exc).__name__)
+                    conn.terminate()
+            if connection_lost(exc):
+                _log.warning("database connection lost: %s", type(exc).__name__)
+                raise database_unavailable() from exc
             raise
         else:
             # Before the response is sent (scope="function"): a failed commit is the client's error.
-            if await conn.execute("commit") != "COMMIT":  # an aborted transaction rolls back
+            try:
+                status = await conn.execute("commit")
+            except BaseException as exc:
+                if connection_lost(exc) or conn.is_closed():
+                    conn.terminate()  # the commit's outcome is unknown: so is the connection
+                if connection_lost(exc):
+                    _log.warning("database connection lost at commit: %s", type(exc).__name__)
+                    raise database_unavailable() from exc
+                raise
+            if status != "COMMIT":  # an aborted transaction rolls back
                 raise RuntimeError("the request's transaction was aborted yet not reported")
     finally:
-        await pool.release(proxy, timeout=settings.db_pool_timeout_s)
+        try:
+            await pool.release(proxy, timeout=settings.db_pool_timeout_s)
+        except Exception as exc:  # asyncpg has terminated it; the answer stands
+            _log.warning("connection release failed: %s", type(exc).__name__)
         if SHARED_METRICS:
             record_pool(pool)
 
