@@ -83,11 +83,12 @@ class UserIdentity(Identity):
     user_id: uuid.UUID
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class VerifyingKey:
     kid: str | None
     algorithm: str
     key: Any  # a python-jose Key object
+    published_as: str = ""  # a JWKS key's public members as published, to spot a change
 
 
 # --- JWKS ----------------------------------------------------------------------------------------
@@ -124,7 +125,9 @@ def _parse_jwk(raw: Any) -> VerifyingKey | None:
     except Exception:
         log.warning("JWKS key %s could not be loaded; skipped", kid)
         return None
-    return VerifyingKey(kid=kid, algorithm=algorithm, key=key)
+    return VerifyingKey(
+        kid=kid, algorithm=algorithm, key=key, published_as=json.dumps(public, sort_keys=True)
+    )
 
 
 class JwksCache:
@@ -154,6 +157,14 @@ class JwksCache:
 
     def _fresh(self, now: float) -> bool:
         return self._keys is not None and now - self._fetched_at < JWKS_TTL_S
+
+    def current(self, kid: str) -> VerifyingKey | None:
+        """The key published as `kid` in the fresh key set, else None; never fetches (it answers
+        the verified-token cache: a token is taken from there only while its key is current)."""
+        keys = self._keys
+        if keys is None or self._clock() - self._fetched_at >= JWKS_TTL_S:
+            return None
+        return keys.get(kid)
 
     async def get(self, kid: str) -> VerifyingKey | None:
         """The key named `kid`, None if unknown; AuthUnavailableError when no fresh keys exist."""
@@ -191,6 +202,12 @@ class JwksCache:
                     self._keys = None  # never verify with keys older than the TTL
             else:
                 self._last_failed = False
+                # A key published unchanged stays the same object: tokens it verified stay cached.
+                previous = self._keys or {}
+                for kid, key in keys.items():
+                    kept = previous.get(kid)
+                    if kept is not None and kept.published_as == key.published_as:
+                        keys[kid] = kept
                 self._keys, self._fetched_at = keys, now
             finally:
                 self._generation += 1
@@ -225,25 +242,31 @@ class JwksCache:
 
 
 class _TokenCache:
-    """Verified claims by sha256 of the token, each until its `exp` (bounded, LRU)."""
+    """Verified claims by sha256 of the token, each until its `exp` (bounded, LRU), with the key
+    that verified it: the caller takes an entry only while that key is still the one in use."""
 
     def __init__(self, size: int = TOKEN_CACHE_SIZE) -> None:
         self._size = size
-        self._entries: OrderedDict[bytes, tuple[dict[str, Any], float]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[dict[str, Any], float, VerifyingKey]] = (
+            OrderedDict()
+        )
 
-    def get(self, digest: bytes) -> dict[str, Any] | None:
+    def get(self, digest: bytes) -> tuple[dict[str, Any], VerifyingKey] | None:
         entry = self._entries.get(digest)
         if entry is None:
             return None
-        claims, expires = entry
+        claims, expires, key = entry
         if time.time() >= expires:
             del self._entries[digest]
             return None
         self._entries.move_to_end(digest)
-        return claims
+        return claims, key
 
-    def put(self, digest: bytes, claims: dict[str, Any], expires: float) -> None:
-        self._entries[digest] = (claims, expires)
+    def discard(self, digest: bytes) -> None:
+        self._entries.pop(digest, None)
+
+    def put(self, digest: bytes, claims: dict[str, Any], expires: float, key: VerifyingKey) -> None:
+        self._entries[digest] = (claims, expires, key)
         self._entries.move_to_end(digest)
         while len(self._entries) > self._size:
             self._entries.popitem(last=False)
@@ -307,7 +330,7 @@ class TokenVerifier:
         if not _TOKEN_CHARS.match(token):
             raise InvalidTokenError("malformed token")
         digest = hashlib.sha256(token.encode()).digest()
-        cached = self._cache.get(digest)
+        cached = self._cached(digest)
         if cached is not None:
             return cached
         key = await self._select_key(token)
@@ -336,9 +359,7 @@ class TokenVerifier:
             if name in claims and not _is_number(claims[name]):
                 raise InvalidTokenError(f"{name} must be a number")
         self._check_audience_and_issuer(claims)
-        exp = float(claims["exp"])
-        # Also bounded by the JWKS lifetime, so a removed key stops working within its TTL.
-        self._cache.put(digest, claims, min(exp, time.time() + JWKS_TTL_S))
+        self._cache.put(digest, claims, float(claims["exp"]), key)
         return claims
 
     def _check_audience_and_issuer(self, claims: Mapping[str, Any]) -> None:
@@ -366,7 +387,21 @@ class TokenVerifier:
     def already_verified(self, token: str) -> dict[str, Any] | None:
         """The claims of a token `verify` accepted and would still accept from its cache; None for
         any other. Fetches nothing and raises nothing (the fast paths: app/fast_path.py)."""
-        return self._cache.get(hashlib.sha256(token.encode()).digest())
+        return self._cached(hashlib.sha256(token.encode()).digest())
+
+    def _cached(self, digest: bytes) -> dict[str, Any] | None:
+        """A cached token's claims while its key is in use: the HMAC secret, or a JWKS key still
+        published, unchanged, in a fresh key set. So a key's removal ends its tokens at the next
+        refresh of the key set, and a key set past its lifetime is fetched again (by `verify`)
+        before any of its tokens is taken again."""
+        entry = self._cache.get(digest)
+        if entry is None:
+            return None
+        claims, key = entry
+        if key.kid is not None and (self.jwks is None or self.jwks.current(key.kid) is not key):
+            self._cache.discard(digest)
+            return None
+        return claims
 
     async def _select_key(self, token: str) -> VerifyingKey:
         try:
@@ -537,8 +572,8 @@ async def require_user(
 
 def accepted_user(request: Request) -> UserIdentity | None:
     """For a fast path (app/fast_path.py): the identity require_user would give for this request
-    when it has accepted the same token before (the verifier's cache: within the token's `exp`
-    and the JWKS lifetime); None otherwise, and require_user then decides, saying why. A fast
+    when it has accepted the same token before (the verifier's cache: within the token's `exp`,
+    while its key is in use); None otherwise, and require_user then decides, saying why. A fast
     path thus never verifies a token itself: no key fetch, no error of its own."""
     scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
     if scheme.lower() != "bearer" or not token:

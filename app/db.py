@@ -5,7 +5,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Annotated, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -15,12 +15,13 @@ from fastapi import Depends, Request
 
 from app.auth import Identity, require_service, require_user
 from app.config import Settings
-from app.errors import RETRY_AFTER_S, ProblemError
+from app.errors import RETRY_AFTER_S, UNAVAILABLE, ProblemError
 from app.observability import record_pool, worker_metrics_dir
 
 # One statement, transaction-local (PostgREST's txVarQuery): the role, the verified claims RLS
-# reads, and the limits (role-level settings do not apply after SET ROLE). Sent with BEGIN as one
-# message (begin_with_context), or with bind parameters (set_request_context).
+# reads (DATABASE_CLAIMS of them), and the limits (role-level settings do not apply after SET
+# ROLE). Sent with BEGIN as one message (begin_with_context), or with bind parameters
+# (set_request_context).
 SET_REQUEST_CONTEXT = """
 select set_config('role', $1, true),
        set_config('request.jwt.claims', $2, true),
@@ -38,6 +39,30 @@ SHARED_METRICS = worker_metrics_dir() is not None
 _PARAM = re.compile(r"\$(\d+)")
 for _context in (SET_REQUEST_CONTEXT, SET_LIST_CONTEXT):  # begin_with_context fills $1..$4
     assert sorted(_PARAM.findall(_context)) == ["1", "2", "3", "4"], _context
+
+
+# The claims a request's transaction sees as request.jwt.claims: what the schema reads (sub via
+# auth.uid(), role via auth.role(), tenant_id and app_metadata.tenant_id via
+# public.current_tenant_id()) and what a policy on auth.jwt() may sensibly test (Supabase's
+# aud, iss, exp, iat, nbf, session_id, is_anonymous, aal, amr). They are written into the BEGIN
+# message as SQL text (one round trip: bind parameters need BEGIN in a message of its own), and
+# SQL text shows in pg_stat_activity and in the server's log when a statement fails; so never
+# personal data: no email, phone or user_metadata (auth.email() is NULL in a request), and of
+# app_metadata only tenant_id. These are pseudonymous ids, times and flags.
+DATABASE_CLAIMS = frozenset(
+    {"sub", "role", "tenant_id", "aud", "iss", "exp", "iat", "nbf"}
+    | {"session_id", "is_anonymous", "aal", "amr"}
+)
+
+
+def database_claims(claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The verified claims the database may see (DATABASE_CLAIMS), app_metadata cut to its
+    tenant_id."""
+    kept = {name: value for name, value in claims.items() if name in DATABASE_CLAIMS}
+    app_metadata = claims.get("app_metadata")
+    if isinstance(app_metadata, dict) and "tenant_id" in app_metadata:
+        kept["app_metadata"] = {"tenant_id": app_metadata["tenant_id"]}
+    return kept
 
 
 def _escape_string(value: str) -> str:
@@ -66,8 +91,8 @@ def begin_with_context(
     """BEGIN and the request's context as one simple-query message: one round trip where BEGIN
     and a bound statement take two, on every request. The values are written as literals, in one
     pass over the constant statement (a value is never scanned again). Being SQL text, the claims
-    show in pg_stat_activity while it runs and in the server log if it fails (bound values are not
-    logged by default)."""
+    show in pg_stat_activity while it runs and in the server log if it fails: pass only
+    database_claims (the request's transaction does)."""
     literals = [_escape_string(v) for v in _context_values(role, claims, settings)]
     context = SET_LIST_CONTEXT if keyset_list else SET_REQUEST_CONTEXT
     return "begin;" + _PARAM.sub(lambda m: literals[int(m.group(1)) - 1], context)
@@ -142,6 +167,33 @@ def pool_exhausted() -> ProblemError:
     )
 
 
+def database_unavailable() -> ProblemError:
+    return ProblemError(
+        503,
+        UNAVAILABLE.code,
+        UNAVAILABLE.title,
+        UNAVAILABLE.detail,
+        headers={"Retry-After": RETRY_AFTER_S},
+    )
+
+
+# Raised by a statement whose connection is gone or whose protocol state is unknown: closed under
+# it, or still busy with the last message of a server that went away (a fast shutdown's 57P01 can
+# arrive between two statements: asyncpg then refuses the next one with InternalClientError).
+# Not an argument asyncpg could not encode (an InterfaceError that is also a ValueError): nothing
+# was sent, the connection is fine.
+_LOST_CONNECTION = (
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    asyncpg.PostgresConnectionError,
+    OSError,
+)
+
+
+def connection_lost(exc: BaseException) -> bool:
+    return isinstance(exc, _LOST_CONNECTION) and not isinstance(exc, ValueError)
+
+
 def no_tenant() -> ProblemError:
     return ProblemError(
         403, "no_tenant", "No tenant", "The token's user belongs to no tenant (no profile)."
@@ -166,7 +218,7 @@ async def _transaction(
     # The proxy forwards every Connection method; queries are typed against Connection.
     conn = cast(asyncpg.Connection, proxy)
     try:
-        claims = dict(identity.claims)
+        claims = database_claims(identity.claims)
         tenant_id: uuid.UUID | None = identity.tenant_id
         request.state.user_id = str(identity.user_id) if identity.user_id else None
         if tenant and tenant_id is not None:
@@ -188,19 +240,38 @@ async def _transaction(
                 )
             request.state.tenant_id = str(tenant_id) if tenant_id else None
             yield conn
-        except BaseException:
-            if not conn.is_closed():
+        except BaseException as exc:
+            if connection_lost(exc) or conn.is_closed():
+                # Its state is unknown: closed, never rolled back or pooled again.
+                conn.terminate()
+            else:
                 try:
                     await conn.execute("rollback")
-                except Exception as exc:  # the original error matters more
-                    _log.warning("rollback failed: %s", type(exc).__name__)
+                except Exception as rollback_exc:  # the original error matters more
+                    _log.warning("rollback failed: %s", type(rollback_exc).__name__)
+                    conn.terminate()
+            if connection_lost(exc):
+                _log.warning("database connection lost: %s", type(exc).__name__)
+                raise database_unavailable() from exc
             raise
         else:
             # Before the response is sent (scope="function"): a failed commit is the client's error.
-            if await conn.execute("commit") != "COMMIT":  # an aborted transaction rolls back
+            try:
+                status = await conn.execute("commit")
+            except BaseException as exc:
+                if connection_lost(exc) or conn.is_closed():
+                    conn.terminate()  # the commit's outcome is unknown: so is the connection
+                if connection_lost(exc):
+                    _log.warning("database connection lost at commit: %s", type(exc).__name__)
+                    raise database_unavailable() from exc
+                raise
+            if status != "COMMIT":  # an aborted transaction rolls back
                 raise RuntimeError("the request's transaction was aborted yet not reported")
     finally:
-        await pool.release(proxy, timeout=settings.db_pool_timeout_s)
+        try:
+            await pool.release(proxy, timeout=settings.db_pool_timeout_s)
+        except Exception as exc:  # asyncpg has terminated it; the answer stands
+            _log.warning("connection release failed: %s", type(exc).__name__)
         if SHARED_METRICS:
             record_pool(pool)
 

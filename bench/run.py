@@ -38,7 +38,7 @@ import asyncpg
 import psutil
 
 from app.cli import with_user
-from app.db import SET_LIST_CONTEXT, dsn_with
+from app.db import SET_LIST_CONTEXT, database_claims, dsn_with
 from app.paging import encode_cursor
 from app.timeline import queries as timeline
 from bench import cases as bench_cases
@@ -226,8 +226,8 @@ async def prepare_targets(dsn: str, targets_file: Path, work: Path) -> tuple[int
         rows = []
         lua = ["return {"]
         for tenant in data["tenants"]:
-            # What the API passes to set_config: the verified claims, tenant_id set.
-            claims = _token_claims(tenant["token"])
+            # What the API passes to set_config: the verified claims it writes, tenant_id set.
+            claims = database_claims(_token_claims(tenant["token"]))
             claims["tenant_id"] = tenant["tenant_id"]
             vehicles = []
             for v in tenant["vehicles"]:

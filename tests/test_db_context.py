@@ -31,10 +31,16 @@ async def context(conn: TenantConn, user: CurrentUser) -> dict[str, Any]:
                   current_setting('request.jwt.claims', true) as claims,
                   current_setting('statement_timeout') as statement_timeout,
                   current_setting('lock_timeout') as lock_timeout,
-                  public.current_tenant_id() as tenant_id"""
+                  public.current_tenant_id() as tenant_id,
+                  auth.uid() as uid, auth.role() as auth_role, auth.jwt() ->> 'aud' as jwt_aud"""
     )
     assert row is not None
-    return {**dict(row), "claims": json.loads(row["claims"]), "tenant_id": str(row["tenant_id"])}
+    return {
+        **dict(row),
+        "claims": json.loads(row["claims"]),
+        "tenant_id": str(row["tenant_id"]),
+        "uid": str(row["uid"]),
+    }
 
 
 @probe.get("/ops-context")
@@ -89,11 +95,21 @@ def token_for(user_id: uuid.UUID, **extra: Any) -> str:
     return hs256(claims(user_id, issuer=None, **extra))
 
 
-async def test_the_database_sees_exactly_the_verified_claims(
+async def test_the_database_sees_the_verified_claims_it_needs(
     settings: Settings, db: asyncpg.Pool
 ) -> None:
     user = await create_user(db)
-    payload = claims(user.id, issuer=None, email=user.email, app_metadata={"provider": "email"})
+    payload = claims(
+        user.id,
+        issuer=None,
+        email=user.email,
+        phone="+15550100",
+        app_metadata={"provider": "email", "providers": ["email"]},
+        user_metadata={"full_name": "Someone"},
+        session_id=str(uuid.uuid4()),
+        aal="aal1",
+        is_anonymous=False,
+    )
     async with probe_client(settings) as c:
         resp = await c.get("/test/context", headers=bearer(hs256(payload)))
     assert resp.status_code == 200, resp.text
@@ -108,25 +124,31 @@ async def test_the_database_sees_exactly_the_verified_claims(
         f"{settings.db_lock_timeout_ms}ms",
         f"{settings.db_lock_timeout_ms // 1000}s",
     )
-    # The verified claims, plus the tenant resolved from the profile; nothing else.
-    assert seen["claims"] == {**payload, "tenant_id": str(user.tenant_id)}
+    # The claims the schema and policies read, plus the tenant resolved from the profile; no
+    # personal data (email, phone, user_metadata) and no app_metadata without a tenant in it.
+    needed = ("sub", "aud", "role", "iat", "exp", "session_id", "aal", "is_anonymous")
+    assert seen["claims"] == {
+        **{name: payload[name] for name in needed},
+        "tenant_id": str(user.tenant_id),
+    }
     assert seen["tenant_id"] == str(user.tenant_id)
 
 
-async def test_claims_the_user_controls_reach_the_database_verbatim(
+async def test_claims_written_into_the_begin_message_arrive_verbatim(
     settings: Settings, db: asyncpg.Pool
 ) -> None:
     """The context is written into the BEGIN message as literals: quotes, backslashes, the
-    statement's own `$n` markers, SQL and non-ASCII text in user-editable metadata arrive as
-    data, byte for byte, and change nothing else."""
+    statement's own `$n` markers, SQL and non-ASCII text in a claim arrive as data, byte for
+    byte, and change nothing else."""
     user = await create_user(db)
-    hostile = {
-        "name": "O'Brien \\'; reset role; select 1 --",
-        "quote": "$1 $2 $$ E'\\x27' ''",
-        "text": 'Zürich \u2028 \\ "',
-        "nested": [{"k": "'); drop table public.vehicles; --"}],
-    }
-    payload = claims(user.id, issuer=None, email=user.email, user_metadata=hostile)
+    hostile = "O'Brien \\'; reset role; select 1 -- $1 $2 $$ E'\\x27' '' Zürich \u2028 \\ \""
+    payload = claims(
+        user.id,
+        issuer=None,
+        session_id=hostile,
+        amr=[{"method": "'); drop table public.vehicles; --", "timestamp": 1}],
+        aud=["authenticated", hostile],
+    )
     async with probe_client(settings) as c:
         resp = await c.get("/test/context", headers=bearer(hs256(payload)))
     assert resp.status_code == 200, resp.text
@@ -134,6 +156,70 @@ async def test_claims_the_user_controls_reach_the_database_verbatim(
     assert seen["claims"] == {**payload, "tenant_id": str(user.tenant_id)}
     assert seen["role"] == "authenticated" and seen["tenant_id"] == str(user.tenant_id)
     assert await db.fetchval("select to_regclass('public.vehicles')") is not None
+
+
+@pytest.mark.parametrize("tenant_in", ["claim", "app_metadata", "profile"])
+async def test_no_personal_claim_is_written_into_the_sql_the_app_sends(
+    settings: Settings, db: asyncpg.Pool, tenant_in: str
+) -> None:
+    """SQL text shows in pg_stat_activity and in the server's log when a statement fails: the
+    email, phone and user_metadata of a token are in none of it, nor in a bound value, while
+    tenant resolution, RLS and the auth.* helpers work as before."""
+    user = await create_user(db)
+    marker = uuid.uuid4().hex
+    personal = {
+        "email": f"ada.{marker}@example.org",
+        "phone": f"4420{marker[:8]}",
+        "user_metadata": {"full_name": f"Ada {marker}", "avatar_url": f"https://x.test/{marker}"},
+    }
+    app_metadata: dict[str, Any] = {"provider": f"p{marker}", "providers": [f"p{marker}"]}
+    extra: dict[str, Any] = {}
+    if tenant_in == "claim":
+        extra["tenant_id"] = str(user.tenant_id)
+    elif tenant_in == "app_metadata":
+        app_metadata["tenant_id"] = str(user.tenant_id)
+    token = hs256(claims(user.id, issuer=None, app_metadata=app_metadata, **personal, **extra))
+    sent: list[str] = []
+
+    def record(query: Any) -> None:
+        sent.append(f"{query.query} {query.args!r}")
+
+    app: FastAPI = create_app(settings.model_copy(update={"db_pool_min": 1, "db_pool_max": 1}))
+    app.include_router(probe)
+    async with LifespanManager(app):
+        pool: asyncpg.Pool = app.state.motomind.pool
+        async with pool.acquire() as conn:  # the pool's only connection: it serves the requests
+            conn.add_query_logger(record)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
+            context = await c.get("/test/context", headers=bearer(token))
+            created = await c.post("/v1/vehicles", json={"make": "Honda"}, headers=bearer(token))
+            listed = await c.get("/v1/vehicles", headers=bearer(token))
+    assert context.status_code == 200, context.text
+    assert created.status_code == 201, created.text
+    assert listed.status_code == 200, listed.text
+
+    assert any("request.jwt.claims" in text for text in sent)  # the logger saw the context
+    for text in sent:
+        assert marker not in text, text
+        assert "user_metadata" not in text and "email" not in text, text
+    # The database still knows whom and which tenant: the helpers and RLS work.
+    seen = context.json()
+    assert seen["tenant_id"] == str(user.tenant_id)
+    assert seen["uid"] == str(user.id) and seen["auth_role"] == "authenticated"
+    assert seen["jwt_aud"] == "authenticated"
+    assert seen["claims"]["tenant_id"] == str(user.tenant_id)
+    if tenant_in == "app_metadata":
+        assert seen["claims"]["app_metadata"] == {"tenant_id": str(user.tenant_id)}
+    else:
+        assert "app_metadata" not in seen["claims"]
+    assert [v["id"] for v in listed.json()["items"]] == [created.json()["id"]]
+    row = await db.fetchrow(
+        "select tenant_id, created_by from public.vehicles where id = $1",
+        uuid.UUID(created.json()["id"]),
+    )
+    assert row is not None
+    assert (row["tenant_id"], row["created_by"]) == (user.tenant_id, user.id)
 
 
 async def test_service_connection_runs_as_service_role(

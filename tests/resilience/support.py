@@ -4,12 +4,14 @@ import asyncio
 import contextlib
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import asyncpg
 import httpx
@@ -138,10 +140,20 @@ class RestartableServer:
         """Like a crash: backends are killed, nothing is flushed but the WAL already written."""
         self._pg_ctl("-w", "-D", str(self.pgdata), "stop", "-m", "immediate")
 
+    def stop_fast(self) -> None:
+        """An orderly restart's first half: every backend is told to end (57P01) and goes."""
+        self._pg_ctl("-w", "-D", str(self.pgdata), "stop", "-m", "fast")
+
     def start(self) -> None:
         options = f'-h "" -k {self.socket_dir}'
-        log = str(self.pgdata / "log")
-        self._pg_ctl("-w", "-t", "60", "-o", options, "-l", log, "-D", str(self.pgdata), "start")
+        log = self.pgdata / "log"
+        try:
+            self._pg_ctl(
+                "-w", "-t", "60", "-o", options, "-l", str(log), "-D", str(self.pgdata), "start"
+            )
+        except subprocess.CalledProcessError as exc:
+            tail = log.read_text(errors="replace")[-2000:] if log.exists() else "(no log)"
+            raise RuntimeError(f"pg_ctl start failed; the server's log ends:\n{tail}") from exc
 
     def close(self) -> None:
         """Stop whichever postmaster runs now (pgserver only knows the first one), then delete."""
@@ -151,13 +163,87 @@ class RestartableServer:
 
 
 @contextlib.contextmanager
-def restartable_server(tmp: Path) -> Iterator[RestartableServer]:
-    handle = start_embedded(tmp, delete_on_exit=True)
-    server = RestartableServer(handle, str(handle.get_uri()))
-    try:
-        yield server
-    finally:
-        server.close()
+def restartable_server() -> Iterator[RestartableServer]:
+    """In a directory of its own under the system's temporary directory, not pytest's: pg_ctl
+    runs as another user, and any pytest session started on the machine (another checkout's,
+    say) narrows /tmp/pytest-of-<user> to its owner again, where a later pg_ctl cannot enter."""
+    with tempfile.TemporaryDirectory(prefix="motomind-restart-") as tmp:
+        handle = start_embedded(Path(tmp) / "pg", delete_on_exit=True)
+        server = RestartableServer(handle, str(handle.get_uri()))
+        try:
+            yield server
+        finally:
+            server.close()
+
+
+# --- A proxy that can lose a connection's end ----------------------------------------------------
+
+
+class EofHoldingProxy:
+    """A TCP proxy to the test server. While `hold_eof` is set, a connection the server closes
+    stays open towards the client: what the server sent last arrives, the end of the stream does
+    not (a lost FIN; or the moment between a FATAL error and the socket's close, made to last)."""
+
+    def __init__(self, server_url: str) -> None:
+        parts = urlsplit(server_url)
+        query = dict(parse_qsl(parts.query))
+        self._host = query.get("host") or parts.hostname or "/tmp"  # noqa: S108 - libpq's default
+        self._port = parts.port or int(query.get("port", 5432))
+        self.hold_eof = False
+        self.client_closed = 0  # client sides that closed their socket
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.port = 0
+
+    async def __aenter__(self) -> "EofHoldingProxy":
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    def url(self, database: str, user: str, **params: str) -> str:
+        query = f"?{urlencode(params)}" if params else ""
+        return f"postgresql://{user}@127.0.0.1:{self.port}/{database}{query}"
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._host.startswith("/"):
+            return await asyncio.open_unix_connection(f"{self._host}/.s.PGSQL.{self._port}")
+        return await asyncio.open_connection(self._host, self._port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            up_reader, up_writer = await self._open_upstream()
+            await asyncio.gather(
+                self._pipe(reader, up_writer, to_client=False),
+                self._pipe(up_reader, writer, to_client=True),
+            )
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, to_client: bool
+    ) -> None:
+        with contextlib.suppress(ConnectionError):  # a reset ends the stream as an end does
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        if not to_client:
+            self.client_closed += 1
+        elif self.hold_eof:
+            return
+        with contextlib.suppress(ConnectionError, OSError):
+            writer.close()
 
 
 # --- PgBouncer ------------------------------------------------------------------------------------
