@@ -11,15 +11,23 @@ import uuid
 import asyncpg
 import httpx
 import pytest
+from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.cli import with_user
 from app.config import Settings
 from app.db import _init_connection
 from app.main import create_app
-from app.schema import install
+from app.schema import DEFAULT_API_ROLE, install
 from tests.helpers import TEST_JWT_SECRET, auth, create_user
-from tests.resilience.support import Outcome, describe, restartable_server, serve, timed
+from tests.resilience.support import (
+    Outcome,
+    RestartableServer,
+    describe,
+    restartable_server,
+    serve,
+    timed,
+)
 
 POOL_TIMEOUT_S = 1.0
 STATEMENT_TIMEOUT_MS = 2000
@@ -34,29 +42,35 @@ def _event(i: int) -> dict:
     return {"type": "document", "payload": {"kind": "receipt", "title": f"receipt {i}"}}
 
 
+async def app_on(pg: RestartableServer) -> tuple[FastAPI, dict[str, str]]:
+    """The schema and a user on the restartable server, and the app (not yet started) over it."""
+    owner = await asyncpg.connect(pg.uri)
+    try:
+        await install(owner)
+        await _init_connection(owner)
+        user = await create_user(owner)  # type: ignore[arg-type]
+    finally:
+        await owner.close()
+    settings = Settings(
+        supabase_jwt_secret=SecretStr(TEST_JWT_SECRET),
+        supabase_url=None,
+        jwt_issuer=None,
+        db_pool_min=1,
+        db_pool_max=4,
+        db_pool_timeout_s=POOL_TIMEOUT_S,
+        db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
+        db_lock_timeout_ms=1000,
+        maintenance_scheduler=False,
+    )
+    return create_app(settings, database_url=with_user(pg.uri, DEFAULT_API_ROLE)), auth(
+        user, ttl=600
+    )
+
+
 @pytest.mark.timeout(120)
 async def test_restart_under_load() -> None:
     with restartable_server() as pg:
-        owner = await asyncpg.connect(pg.uri)
-        try:
-            await install(owner)
-            await _init_connection(owner)
-            user = await create_user(owner)  # type: ignore[arg-type]
-        finally:
-            await owner.close()
-        settings = Settings(
-            supabase_jwt_secret=SecretStr(TEST_JWT_SECRET),
-            supabase_url=None,
-            jwt_issuer=None,
-            db_pool_min=1,
-            db_pool_max=4,
-            db_pool_timeout_s=POOL_TIMEOUT_S,
-            db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-            db_lock_timeout_ms=1000,
-            maintenance_scheduler=False,
-        )
-        app = create_app(settings, database_url=with_user(pg.uri, "authenticator"))
-        headers = auth(user, ttl=600)
+        app, headers = await app_on(pg)
         outcomes: list[Outcome] = []
         stop = asyncio.Event()
         counter = iter(range(1_000_000))
@@ -163,26 +177,7 @@ async def test_repeated_fast_restarts_answer_only_2xx_or_503() -> None:
     500) and the connection is not used again. Several cycles, as one restart in four used to
     leave a connection busy with the lost server's error (asyncpg InternalClientError: 500)."""
     with restartable_server() as pg:
-        owner = await asyncpg.connect(pg.uri)
-        try:
-            await install(owner)
-            await _init_connection(owner)
-            user = await create_user(owner)  # type: ignore[arg-type]
-        finally:
-            await owner.close()
-        settings = Settings(
-            supabase_jwt_secret=SecretStr(TEST_JWT_SECRET),
-            supabase_url=None,
-            jwt_issuer=None,
-            db_pool_min=1,
-            db_pool_max=4,
-            db_pool_timeout_s=POOL_TIMEOUT_S,
-            db_statement_timeout_ms=STATEMENT_TIMEOUT_MS,
-            db_lock_timeout_ms=1000,
-            maintenance_scheduler=False,
-        )
-        app = create_app(settings, database_url=with_user(pg.uri, "authenticator"))
-        headers = auth(user, ttl=600)
+        app, headers = await app_on(pg)
         outcomes: list[Outcome] = []
         stop = asyncio.Event()
         counter = iter(range(1_000_000))
