@@ -73,16 +73,16 @@ def announce(rt: Runtime) -> None:
         )
 
 
-async def _init(rt: Runtime) -> bool:
+async def _init(rt: Runtime) -> tuple[list[schema.Migration], bool]:
     conn = await asyncpg.connect(rt.admin_dsn)
     try:
         password = rt.settings.motomind_api_password
-        await schema.install(
+        applied = await schema.install(
             conn,
             api_role=rt.settings.motomind_api_role,
             api_password=password.get_secret_value() if password else None,
         )
-        return await schema.schedule_cron_jobs(conn, rt.admin_dsn)
+        return applied, await schema.schedule_cron_jobs(conn, rt.admin_dsn)
     finally:
         await conn.close()
 
@@ -93,7 +93,7 @@ def db_init() -> None:
     rt = runtime()
     announce(rt)
     try:
-        scheduled = asyncio.run(_init(rt))
+        applied, scheduled = asyncio.run(_init(rt))
     except ValueError as exc:  # a setting the installer refuses, said plainly
         typer.echo(f"db init: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -101,6 +101,11 @@ def db_init() -> None:
     typer.echo(
         f"schema version {schema.SCHEMA_VERSION} installed in database "
         f"{where.path.lstrip('/') or '(default)'} on {where.hostname or 'a local socket'}"
+    )
+    typer.echo(
+        "migrations applied now: " + ", ".join(f"{m.version}_{m.name}" for m in applied)
+        if applied
+        else "migrations: none pending"
     )
     typer.echo(f"the API logs in as {rt.settings.motomind_api_role}")
     typer.echo(
@@ -127,8 +132,13 @@ def db_status() -> None:
     if st.version is None:
         typer.echo("schema: not installed (run `motomind db init`)")
         raise typer.Exit(1)
-    state = "up to date" if st.version >= st.expected else "behind"
+    state = "newer than this release" if st.unknown else "behind" if st.pending else "up to date"
     typer.echo(f"schema version: {st.version} (expected {st.expected}, {state})")
+    typer.echo(f"migrations applied: {len(st.applied)} of {st.expected}")
+    for name in st.pending:
+        typer.echo(f"pending migration: {name} (run `motomind db init`)")
+    for version in st.unknown:
+        typer.echo(f"unknown migration: {version} (installed by a newer release)")
     typer.echo(f"partitions: {', '.join(st.partitions) or 'none'}")
     if st.cron_jobs:
         for job in st.cron_jobs:

@@ -158,7 +158,8 @@ def create_app(
 
     @app.get("/readyz", tags=["health"], summary="Readiness", responses={503: {}})
     async def readyz(request: Request) -> JSONResponse:
-        """200 when the database answers and its schema is at the version this build expects."""
+        """200 when the database answers and has exactly this build's migrations applied (503 when
+        it is behind, e.g. before `db init`, or ahead: installed by a newer release)."""
         state: AppState = request.app.state.motomind
         if state.shutting_down:
             return _not_ready("shutting down")
@@ -170,9 +171,16 @@ def create_app(
                     state.cursor_key = await _cursor_key(cast(asyncpg.Connection, conn))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return _not_ready("database unreachable")
-        if version is None or version < schema.SCHEMA_VERSION:
-            return _not_ready(f"schema version {version}, expected {schema.SCHEMA_VERSION}")
-        return JSONResponse({"status": "ready", "schema_version": version})
+        expected = schema.SCHEMA_VERSION
+        if version is None:
+            return _not_ready(f"no schema installed; expected {expected} migrations (db init)")
+        if version < expected:
+            return _not_ready(f"schema behind: {version} of {expected} migrations applied")
+        if version > expected:
+            return _not_ready(
+                f"schema ahead: {version} migrations applied, this build knows {expected}"
+            )
+        return JSONResponse({"status": "ready", "schema_version": version, "expected": expected})
 
     return app
 

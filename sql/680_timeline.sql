@@ -15,12 +15,4 @@ select (select r.finished_at from private.maintenance_runs r
 revoke all on table public.timeline_feed_freshness from public, anon, authenticated, service_role;
 grant select on table public.timeline_feed_freshness to authenticated, service_role;
 
--- Corrections are few: a partial index of them answers "which event corrects this one?" (reads'
--- superseded_by) with one probe per partition, instead of scanning the tenant's events.
-create index if not exists vehicle_events_corrections_idx
-  on public.vehicle_events (tenant_id, (payload ->> 'correction_of'))
-  where payload ? 'correction_of';
--- Every lookup of corrections goes through the partial index above (private.correction_of and its
--- set-based twins); an earlier whole-table index on correction_of answered none and cost every
--- append: dropped where an earlier install made it.
-drop index if exists public.vehicle_events_correction_of_idx;
+-- The partial index of corrections: sql/migrations/20261201000000_baseline.sql.

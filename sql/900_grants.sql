@@ -85,4 +85,3 @@ grant execute on function public.ensure_event_partition_for(date) to authenticat
 grant execute on function public.refresh_timeline(), public.create_next_year_partition(),
   public.run_scheduled_maintenance() to service_role;
 
-insert into private.schema_version (version) values (1) on conflict (version) do nothing;

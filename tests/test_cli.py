@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from app.db import dsn_with
+from app.schema import SCHEMA_VERSION
 
 MOTOMIND = [sys.executable, "-m", "app"]
 
@@ -61,7 +62,7 @@ async def test_db_init_twice_then_status(new_database: str) -> None:
     assert second.returncode == 0, second.stderr
     status = run(["db", "status"], env)
     assert status.returncode == 0, status.stderr
-    assert "schema version: 1" in status.stdout
+    assert f"schema version: {SCHEMA_VERSION}" in status.stdout
     assert "vehicle_events_" in status.stdout
     if os.environ.get("MOTOMIND_EXPECT_PG_CRON"):
         assert "pg_cron jobs scheduled" in first.stdout
@@ -92,11 +93,13 @@ async def test_db_init_installs_where_the_admin_url_points(
     assert result.returncode == 0, result.stderr
     assert "embedded" not in result.stdout
     database = new_database.rsplit("/", 1)[-1].split("?")[0]
-    assert result.stdout.startswith(f"schema version 1 installed in database {database}")
+    assert result.stdout.startswith(
+        f"schema version {SCHEMA_VERSION} installed in database {database}"
+    )
     assert not data_dir.exists()
     conn = await asyncpg.connect(new_database)
     try:
-        assert await conn.fetchval("select public.schema_version()") == 1
+        assert await conn.fetchval("select public.schema_version()") == SCHEMA_VERSION
     finally:
         await conn.close()
 
@@ -217,7 +220,7 @@ def test_serve_on_embedded_postgres_then_serve_again_reuses_the_data(tmp_path: P
     url = f"http://127.0.0.1:{port}"
     proc = _serve(data_dir, port)
     try:
-        assert _wait_ready(url, proc).json()["schema_version"] == 1
+        assert _wait_ready(url, proc).json()["schema_version"] == SCHEMA_VERSION
         assert httpx.get(f"{url}/healthz").json() == {"status": "ok"}
         token = run(
             ["token", "--email", "me@example.com"], base_env(MOTOMIND_DATA_DIR=str(data_dir))

@@ -173,7 +173,8 @@ async def test_vehicle_page_after_a_cursor_is_an_ordered_index_scan(
     # Pages back in time: newer years are pruned or stop at once, and history (every year before
     # this one, in one partition) is read only as far as the page needs.
     assert HISTORY in scanned_partitions(plan, executed_only=True), plan
-    assert rows_read(plan, HISTORY) <= PAGE, plan
+    # (PostgreSQL 15's Append may pull one row past the Limit before it stops.)
+    assert rows_read(plan, HISTORY) <= PAGE + 1, plan
 
 
 @pytest.mark.parametrize("generic", [False, True], ids=["custom", "generic"])

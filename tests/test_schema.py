@@ -7,7 +7,7 @@ from typing import Any
 import asyncpg
 
 from app.db import dsn_with
-from app.schema import install
+from app.schema import SCHEMA_VERSION, install
 from tests.helpers import as_role
 
 TABLES = [
@@ -260,7 +260,7 @@ async def test_events_are_not_updatable_or_deletable_by_authenticated(db: asyncp
 
 async def test_schema_version_is_readable_by_the_login_role(db: asyncpg.Pool) -> None:
     async with as_role(db, "authenticator") as conn:
-        assert await conn.fetchval("select public.schema_version()") == 1
+        assert await conn.fetchval("select public.schema_version()") == SCHEMA_VERSION
 
 
 async def catalog_snapshot(conn: asyncpg.Connection) -> dict[str, Any]:
@@ -293,7 +293,9 @@ async def catalog_snapshot(conn: asyncpg.Connection) -> dict[str, Any]:
                where connamespace in ('public'::regnamespace, 'private'::regnamespace)
                order by 1, 2"""
         ),
-        "versions": await conn.fetch("select version from private.schema_version order by 1"),
+        "versions": await conn.fetch(
+            "select version, name, applied_at from private.schema_migrations order by 1"
+        ),
         "roles": await conn.fetch(
             """select r.rolname, r.rolcanlogin, r.rolinherit, r.rolbypassrls,
                       array(select g.rolname from pg_auth_members m
@@ -326,7 +328,7 @@ async def test_installs_in_a_second_database_on_the_same_server(server_url: str)
         try:
             await install(conn)
             await install(conn)
-            assert await conn.fetchval("select public.schema_version()") == 1
+            assert await conn.fetchval("select public.schema_version()") == SCHEMA_VERSION
             assert await conn.fetchval("select to_regclass('auth.users') is not null")
         finally:
             await conn.close()

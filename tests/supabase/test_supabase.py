@@ -20,6 +20,7 @@ import httpx
 import pytest
 from jose import jwt
 
+from app.schema import SCHEMA_VERSION
 from tests.pgbouncer import free_port
 from tests.serve_process import tail
 from tests.supabase.cluster import POSTGRES_PASSWORD, SupabaseCluster, supabase_cluster
@@ -210,7 +211,9 @@ async def test_the_readme_installs_as_a_non_superuser_and_serves_as_its_own_logi
     assert not await fetch(
         cluster, "supabase_admin", "select rolsuper from pg_roles where rolname = 'postgres'"
     )
-    assert await fetch(cluster, "supabase_admin", "select public.schema_version()") == 1
+    assert (
+        await fetch(cluster, "supabase_admin", "select public.schema_version()") == SCHEMA_VERSION
+    )
     logins = await fetch(
         cluster,
         "supabase_admin",
@@ -242,7 +245,8 @@ async def test_db_init_again_changes_nothing(deployed: Deployment) -> None:
     roles = await fetch(cluster, "supabase_admin", ROLES, list(RESERVED), "motomind_api")
     again = db_init(deployed.env)
     assert again.returncode == 0, again.stderr
-    assert again.stdout.startswith("schema version 1 installed"), again.stdout
+    assert again.stdout.startswith(f"schema version {SCHEMA_VERSION} installed"), again.stdout
+    assert "migrations: none pending" in again.stdout
     assert await fetch(cluster, "supabase_admin", CATALOG, OURS) == before
     assert await fetch(cluster, "supabase_admin", ROLES, list(RESERVED), "motomind_api") == roles
 
