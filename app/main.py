@@ -69,8 +69,10 @@ async def _warn_if_privileged(pool: asyncpg.Pool, api_role: str) -> None:
 async def _cursor_key(pool: asyncpg.Pool | asyncpg.Connection) -> bytes:
     try:
         return bytes(await pool.fetchval("select public.cursor_signing_key()"))
-    except asyncpg.UndefinedFunctionError:
-        return b""  # no schema yet: /readyz says so, and nothing can be listed anyway
+    except (asyncpg.UndefinedFunctionError, asyncpg.InsufficientPrivilegeError):
+        # No schema yet, or one from before this login role existed: /readyz says so (and picks
+        # the key up once `db init` has run); nothing can be listed before anyway.
+        return b""
 
 
 def create_app(

@@ -73,9 +73,10 @@ begin
   else
     insert into public.tenants (name) values (v_name) returning id into v_tenant;
   end if;
+  -- One profile per user (keys lead with tenant_id: a user's id alone is no key).
   insert into public.profiles (id, tenant_id, email, created_by)
-  values (new.id, v_tenant, left(coalesce(new.email, ''), 320), new.id)
-  on conflict (id) do nothing;
+  select new.id, v_tenant, left(coalesce(new.email, ''), 320), new.id
+  where not exists (select 1 from public.profiles p where p.id = new.id);
   return new;
 end
 $$;
@@ -117,8 +118,8 @@ begin
   update public.profiles set tenant_id = v_tenant
   where id = new.id and tenant_id is distinct from v_tenant;
   insert into public.profiles (id, tenant_id, email, created_by)
-  values (new.id, v_tenant, pg_catalog.left(coalesce(new.email, ''), 320), new.id)
-  on conflict (id) do nothing;
+  select new.id, v_tenant, pg_catalog.left(coalesce(new.email, ''), 320), new.id
+  where not exists (select 1 from public.profiles p where p.id = new.id);
   return new;
 end
 $$;
