@@ -7,10 +7,12 @@ from typing import Annotated, Any, ClassVar, Self
 from uuid import UUID
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
@@ -94,12 +96,15 @@ def _max_lengths(model: type[BaseModel]) -> dict[str, int]:
     return limits
 
 
+ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only, as the database reads
+
+
 def _iso_date_text(value: Any) -> Any:
     # Only "YYYY-MM-DD", as documented (`format: date`): pydantic alone would also take a number
     # (0 -> 1970-01-01, a Unix time) or a timestamp, which no client means as a day.
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
         raise ValueError("must be a date (YYYY-MM-DD)")
     return value
 
@@ -108,6 +113,48 @@ IsoDate = Annotated[date, BeforeValidator(_iso_date_text)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 ShortText = Annotated[str, Field(min_length=1, max_length=100)]
 LongText = Annotated[str, Field(max_length=2000)]
+
+
+# --- Safe links: the database's private.is_safe_url (sql/300_functions.sql), to the letter -------
+# An http(s) URL whose host is ASCII letters, digits, dots and hyphens, then printable ASCII
+# without spaces; or a relative storage path without `..` segments. Taken as sent (not trimmed):
+# the database checks what is stored. tests/test_safe_url.py proves the two agree.
+_HTTP_URL = re.compile(r"[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?")
+_STORAGE_PATH = re.compile(r"[A-Za-z0-9_.~%+=@/-]+")
+_DOT_DOT = re.compile(r"(^|/)\.\.(/|\Z)")
+MAX_URL_LENGTH = 2048
+
+
+def is_safe_url(value: str) -> bool:
+    return len(value) <= MAX_URL_LENGTH and bool(
+        _HTTP_URL.fullmatch(value)
+        or (
+            _STORAGE_PATH.fullmatch(value)
+            and not value.startswith("//")
+            and not _DOT_DOT.search(value)
+        )
+    )
+
+
+def _safe_url(value: str) -> str:
+    if not is_safe_url(value):
+        raise ValueError(
+            "must be a relative storage path (no `..`) or an http(s) URL (printable ASCII, "
+            "no spaces)"
+        )
+    return value
+
+
+SafeUrl = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, min_length=1, max_length=MAX_URL_LENGTH),
+    AfterValidator(_safe_url),
+]
+SAFE_URL_DESCRIPTION = (
+    "A path in your storage bucket (e.g. `vehicle-images/abc/front.jpg`, no `..` segments) or an "
+    "`http(s)://` URL, in printable ASCII without spaces (percent-encode anything else); taken "
+    "as sent, not trimmed."
+)
 
 
 class AuditedOut(BaseModel):

@@ -53,15 +53,49 @@ language sql immutable set search_path = pg_catalog, pg_temp as $$
 $$;
 revoke all on function private.is_uuid(text) from public;
 
--- Same rule as vehicle_images.storage_url.
+-- A safe link: an http(s) URL (host of ASCII letters, digits, dots and hyphens; then printable
+-- ASCII without spaces: anything else percent-encoded) or a relative storage path without `..`
+-- segments. Never javascript:, data:, file: or a protocol-relative URL. Written without
+-- case-insensitive matching or character classes, whose meaning depends on the database's
+-- locale, so it means the same on every server and to the API's copy (app/schemas_common.py,
+-- SafeUrl; tests/test_safe_url.py proves they agree). vehicle_images' CHECKs are the earlier,
+-- looser spelling of the same rule (they also take non-ASCII and control characters).
 create or replace function private.is_safe_url(p_value text) returns boolean
 language sql immutable set search_path = pg_catalog, pg_temp as $$
   select char_length(p_value) <= 2048 and (
-    p_value ~* '^https?://[a-z0-9.-]+(:[0-9]{1,5})?([/?#][^[:space:]]*)?$'
+    p_value ~ '^[hH][tT][tT][pP][sS]?://[A-Za-z0-9.-]+(:[0-9]{1,5})?([/?#][!-~]*)?$'
     or (p_value ~ '^[A-Za-z0-9_.~%+=@/-]+$' and p_value !~ '^//'
         and p_value !~ '(^|/)\.\.(/|$)'))
 $$;
 revoke all on function private.is_safe_url(text) from public;
+
+-- Blank: nothing but white space, as the API trims it (Unicode's White_Space, which pydantic
+-- strips); btrim alone trims only spaces.
+create or replace function private.is_blank(p_value text) returns boolean
+language sql immutable set search_path = pg_catalog, pg_temp as $$
+  select pg_catalog.btrim(p_value, E' \t\n\u000b\f\r\u0085\u00a0\u1680\u2000\u2001\u2002\u2003'
+    '\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000') = ''
+$$;
+revoke all on function private.is_blank(text) from public;
+
+-- A number a double holds: JSON's numbers as every client reads them (the API's too). A number
+-- beyond the largest double (about 1.8e308) is refused rather than read as infinity elsewhere,
+-- and one so close to 0 that it would be read as 0 is refused too.
+create or replace function private.is_double(p_value numeric) returns boolean
+language plpgsql immutable set search_path = pg_catalog, pg_temp as $$
+begin
+  if p_value = 0 or pg_catalog.abs(p_value) between 1e-300 and 1e300 then
+    return true;  -- the everyday case, without the exception block below
+  end if;
+  begin
+    perform p_value::double precision;
+  exception when numeric_value_out_of_range then
+    return false;
+  end;
+  return true;
+end
+$$;
+revoke all on function private.is_double(numeric) from public;
 
 create or replace function private.payload_error(p_field text, p_problem text) returns void
 language plpgsql immutable set search_path = pg_catalog, pg_temp as $$
@@ -92,8 +126,11 @@ begin
   if p_payload is null or pg_catalog.jsonb_typeof(p_payload) <> 'object' then
     perform private.payload_error('payload', 'must be a JSON object');
   end if;
-  if pg_catalog.pg_column_size(p_payload) > 16384 then
-    perform private.payload_error('payload', 'must be at most 16 KiB');
+  -- Only a bound against abuse by direct SQL (numbers of a thousand digits): the shapes below
+  -- bound every payload well under it (at most 102 strings of 500 characters, 4 bytes each), so
+  -- it never refuses a payload the API's models accept.
+  if pg_catalog.pg_column_size(p_payload) > 262144 then
+    perform private.payload_error('payload', 'must be at most 256 KiB');
   end if;
 
   case p_type
@@ -149,11 +186,13 @@ begin
 
     case
       when v_key = 'volume' then
-        if v_kind <> 'number' or (v_value #>> '{}')::numeric <= 0 then
+        if v_kind <> 'number' or not private.is_double((v_value #>> '{}')::numeric)
+           or (v_value #>> '{}')::numeric <= 0 then
           perform private.payload_error(v_field, 'must be a number greater than 0');
         end if;
       when v_key in ('total_cost', 'price_per_unit', 'cost') then
-        if v_kind <> 'number' or (v_value #>> '{}')::numeric < 0 then
+        if v_kind <> 'number' or not private.is_double((v_value #>> '{}')::numeric)
+           or (v_value #>> '{}')::numeric < 0 then
           perform private.payload_error(v_field, 'must be a number greater than or equal to 0');
         end if;
       when v_key = 'unit' then
@@ -173,7 +212,7 @@ begin
           perform private.payload_error(v_field, 'must be a string');
         end if;
       when v_key = 'service' or (v_key = 'kind' and p_type = 'inspection') then
-        if v_kind <> 'string' or btrim(v_value #>> '{}') = '' then
+        if v_kind <> 'string' or private.is_blank(v_value #>> '{}') then
           perform private.payload_error(v_field, 'must be a non-empty string');
         end if;
       when v_key = 'kind' then
@@ -220,12 +259,14 @@ begin
             end if;
           end loop;
           if pg_catalog.jsonb_typeof(v_item -> 'name') is distinct from 'string'
-             or btrim(v_item ->> 'name') = '' or char_length(v_item ->> 'name') > 500 then
+             or private.is_blank(v_item ->> 'name') or char_length(v_item ->> 'name') > 500 then
             perform private.payload_error(v_field || '.name', 'is required (a non-empty string of at most 500 characters)');
           end if;
           if pg_catalog.jsonb_typeof(v_item -> 'cost') is not null
              and pg_catalog.jsonb_typeof(v_item -> 'cost') <> 'null'
-             and (pg_catalog.jsonb_typeof(v_item -> 'cost') <> 'number' or (v_item ->> 'cost')::numeric < 0) then
+             and (pg_catalog.jsonb_typeof(v_item -> 'cost') <> 'number'
+                  or not private.is_double((v_item ->> 'cost')::numeric)
+                  or (v_item ->> 'cost')::numeric < 0) then
             perform private.payload_error(v_field || '.cost', 'must be a number greater than or equal to 0');
           end if;
           v_i := v_i + 1;

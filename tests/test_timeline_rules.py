@@ -245,7 +245,19 @@ INVALID = [
     ("inspection", None, {"result": "pass"}, "payload.kind"),
     ("inspection", None, {"kind": "safety", "result": "maybe"}, "payload.result"),
     ("odometer", 10, {"correction_of": "not-a-uuid"}, "payload.correction_of"),
-    ("document", None, {"kind": "other", "title": "x" * 20000}, "payload"),
+    # Only a bound against abuse: no payload of the API's shapes comes near it.
+    ("document", None, {"kind": "other", "title": "x" * 300_000}, "payload"),
+    ("maintenance", None, {"service": "\u3000\t"}, "payload.service"),
+    ("maintenance", None, {"service": "x", "items": [{"name": "\xa0"}]}, "payload.items[0].name"),
+    ("fuel", 10, {"volume": 10**400}, "payload.volume"),
+    ("fuel", 10, {"volume": 1, "currency": "USD "}, "payload.currency"),
+    ("odometer", 10, {"correction_of": uuid.UUID(int=1).hex}, "payload.correction_of"),
+    (
+        "document",
+        None,
+        {"kind": "other", "storage_url": "https://x.example/caf\xe9"},
+        "payload.storage_url",
+    ),
 ]
 
 

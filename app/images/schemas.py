@@ -1,18 +1,12 @@
 """Vehicle images: registered by URL after the client uploaded the file to storage."""
 
-import re
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import AfterValidator, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from app import schemas_common as common
 from app.schemas_common import AuditedOut, PatchModel, RequestModel
-
-# The same rule as the database's check (sql/100_tables.sql): an http(s) URL, or a relative
-# storage path without `..` segments. Never javascript:, data:, file: or a protocol-relative URL.
-_HTTP_URL = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?([/?#]\S*)?$", re.IGNORECASE)
-_STORAGE_PATH = re.compile(r"^[A-Za-z0-9_.~%+=@/-]+$")
-_DOT_DOT = re.compile(r"(^|/)\.\.(/|$)")
 
 EXAMPLE: dict[str, Any] = {
     "id": "c4e2a7b1-3f5d-4a8c-9b6e-1d2f3a4b5c6d",
@@ -27,24 +21,11 @@ EXAMPLE: dict[str, Any] = {
 }
 
 
-def _safe_url(value: str) -> str:
-    if _HTTP_URL.match(value):
-        return value
-    if _STORAGE_PATH.match(value) and not value.startswith("//") and not _DOT_DOT.search(value):
-        return value
-    raise ValueError("must be an http(s) URL or a relative storage path (no '..')")
-
-
+# The rule of private.is_safe_url (app/schemas_common.py). The table's own CHECKs are a looser
+# spelling of it (they also take non-ASCII and control characters after the host).
 SafeUrl = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=2048,
-        description="A path in your storage bucket (e.g. `vehicle-images/abc/front.jpg`) or an "
-        "`http(s)://` URL.",
-        examples=["vehicle-images/9b7e4c1a/front.jpg"],
-    ),
-    AfterValidator(_safe_url),
+    common.SafeUrl,
+    Field(description=common.SAFE_URL_DESCRIPTION, examples=["vehicle-images/9b7e4c1a/front.jpg"]),
 ]
 Caption = Annotated[str, Field(max_length=500, examples=["After the wash"])]
 

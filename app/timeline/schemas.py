@@ -1,8 +1,10 @@
 """Timeline events: one request model per type (a discriminated union on `type`), each with its
-payload model, mirroring the database's rules (sql/300_functions.sql, validate_event_payload).
+payload model, mirroring the database's rules (sql/300_functions.sql, validate_event_payload),
+which own them: these are their shapes for OpenAPI and for 422s that name the field.
 
 Payload models refuse unknown keys and are strict about JSON types (a string is not a number, nor
-a boolean), so whatever the API accepts the database accepts too.
+a boolean). tests/timeline/test_payload_agreement.py generates payloads, valid and not, and proves
+that the models and the database accept and refuse the same ones.
 """
 
 import re
@@ -19,9 +21,17 @@ from pydantic import (
     StrictBool,
     StrictFloat,
     StrictInt,
+    StringConstraints,
 )
 
-from app.schemas_common import IsoDate, LongText, RequestModel
+from app.schemas_common import (
+    ISO_DATE,
+    SAFE_URL_DESCRIPTION,
+    IsoDate,
+    LongText,
+    RequestModel,
+    SafeUrl,
+)
 
 EventType = Literal["fuel", "maintenance", "odometer", "document", "reminder", "inspection"]
 MIN_DATE = date(1900, 1, 1)
@@ -33,41 +43,58 @@ def _examples(*items: Any) -> ConfigDict:
 
 # --- Payload field types (the database's limits) --------------------------------------------------
 
-# JSON numbers only (an int is a number too); no NaN or Infinity, which JSON cannot carry.
-Number = StrictFloat | StrictInt
-Positive = Annotated[Number, Field(gt=0, allow_inf_nan=False)]
-NonNegative = Annotated[Number, Field(ge=0, allow_inf_nan=False)]
+
+def _double(value: float | int) -> float | int:
+    # private.is_double: an integer beyond the largest double is refused, as it would be read as
+    # infinity by any client (and by pydantic's own inf check, which fails on it instead).
+    try:
+        float(value)
+    except OverflowError:
+        raise ValueError("must be a number within ±1.7976931348623157e308") from None
+    return value
+
+
+# JSON numbers a double holds (an int is a number too; a bool is not); no NaN or Infinity.
+Number = Annotated[
+    Annotated[StrictFloat, Field(allow_inf_nan=False)] | StrictInt, AfterValidator(_double)
+]
+Positive = Annotated[Number, Field(gt=0)]
+NonNegative = Annotated[Number, Field(ge=0)]
+# Free text is trimmed (the house's rule); `min_length` then refuses what is only white space, as
+# private.is_blank does. Limits count what was sent (RequestModel).
 PayloadText = Annotated[str, Field(max_length=500)]
 NonEmptyText = Annotated[str, Field(min_length=1, max_length=500)]
-Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. `USD`.")]
+# Codes, links, dates and ids are taken as sent: the database checks them untrimmed.
+Currency = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, pattern=r"^[A-Z]{3}$"),
+    Field(description="ISO 4217 code, e.g. `USD`."),
+]
 
 
 def _iso_date_text(value: Any) -> Any:
-    # Only "YYYY-MM-DD", as the database checks; not timestamps or numbers.
-    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+    # Only "YYYY-MM-DD", as the database checks (private.is_iso_date); not timestamps or numbers.
+    if not isinstance(value, str) or not ISO_DATE.fullmatch(value):
         raise ValueError("must be a date (YYYY-MM-DD)")
     return value
 
 
 PayloadDate = Annotated[date, BeforeValidator(_iso_date_text)]
-
-_URL = re.compile(r"^https?://[a-z0-9.-]+(:[0-9]{1,5})?([/?#]\S*)?$", re.IGNORECASE)
-_PATH = re.compile(r"^[A-Za-z0-9_.~%+=@/-]+$")
-_DOTDOT = re.compile(r"(^|/)\.\.(/|$)")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
-def _safe_url(value: str) -> str:
-    # Same rule as vehicle_images.storage_url: an http(s) URL or a relative storage path.
-    if _URL.match(value) or (
-        _PATH.match(value) and not value.startswith("//") and not _DOTDOT.search(value)
-    ):
-        return value
-    raise ValueError("must be a relative storage path or an http(s) URL")
+def _uuid_text(value: Any) -> Any:
+    # Only the hyphenated form (any case), as the database checks (private.is_uuid); pydantic
+    # alone would also take 32 bare digits, braces or a `urn:uuid:` prefix.
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        raise ValueError("must be a uuid (8-4-4-4-12 hexadecimal digits)")
+    return value
 
 
-StorageUrl = Annotated[str, Field(max_length=500), AfterValidator(_safe_url)]
+PayloadUuid = Annotated[UUID, BeforeValidator(_uuid_text)]
+StorageUrl = Annotated[SafeUrl, Field(max_length=500, description=SAFE_URL_DESCRIPTION)]
 CorrectionOf = Annotated[
-    UUID | None,
+    PayloadUuid | None,
     Field(
         default=None,
         description="The id of an event of the same vehicle that this event corrects "
@@ -162,7 +189,7 @@ class ReminderPayload(Payload):
         {"reminder_id": "0b5e9c1d-3f2a-4e6b-8c7d-9a1b2c3d4e5f", "action": "completed"}
     )
 
-    reminder_id: UUID
+    reminder_id: PayloadUuid
     action: Literal["created", "completed", "dismissed", "snoozed"]
 
 
@@ -187,6 +214,7 @@ class InspectionPayload(Payload):
 Miles = Annotated[
     int, Field(strict=True, ge=0, le=2_147_483_647, description="The odometer reading.")
 ]
+
 EventDate = Annotated[
     IsoDate,
     Field(
