@@ -4,19 +4,24 @@ The first request with a key takes a transaction-level advisory lock on (tenant,
 its work, and stores its response in the same transaction, so the row it created and the stored
 response commit together or not at all. A retry while the first still runs cannot take the lock:
 409. A retry after it sees the stored response: replayed. Same key, another body: 422.
+
+"The same body" is the body as sent: its JSON, parsed and written canonically (sorted keys, no
+white space, numbers as parsed), with the method and path. Not the parsed model, whose defaults
+would make a retry "another body" as soon as a release adds a defaulted field.
 """
 
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from uuid import UUID
 
 import asyncpg
-from fastapi import Header
+from fastapi import Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from app.errors import ProblemError
 
@@ -76,44 +81,97 @@ def replayable_headers(headers: Mapping[str, Any]) -> dict[str, str]:
     return kept
 
 
-def request_hash(method: str, path: str, body: Any) -> str:
-    canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
+# Fingerprints of requests as sent carry this mark; a stored fingerprint without it was taken
+# the earlier way (see legacy_request_hash).
+FINGERPRINT_VERSION = "sent1:"
+
+
+def canonical_json(value: Any) -> str:
+    """One text per JSON value: keys sorted, no white space, numbers as Python parsed them,
+    anything beyond ASCII escaped (so even a lone surrogate, which JSON may carry, encodes)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def request_hash(method: str, path: str, sent: Any) -> str:
+    """The fingerprint of a request: method, path and the JSON body as sent (parsed)."""
+    text = f"{method} {path}\n{canonical_json(sent)}"
+    return FINGERPRINT_VERSION + hashlib.sha256(text.encode()).hexdigest()
+
+
+async def request_fingerprint(request: Request) -> str:
+    """request_hash of this request. The body was parsed already (FastAPI caches its JSON)."""
+    sent = await request.json() if await request.body() else None
+    return request_hash(request.method, request.url.path, sent)
+
+
+def legacy_request_hash(method: str, path: str, model: BaseModel) -> str:
+    """How keys stored before fingerprints were taken as sent were hashed: over the parsed model
+    (with its defaults). Such keys live 24 h after an upgrade: a retry of one still replays
+    unless the model changed meanwhile. Remove one release after it shipped."""
+    canonical = json.dumps(
+        jsonable_encoder(model.model_dump(mode="json")), sort_keys=True, separators=(",", ":")
+    )
     return hashlib.sha256(f"{method} {path}\n{canonical}".encode()).hexdigest()
 
 
-async def replay_or_claim(
-    conn: asyncpg.Connection, *, key: str | None, user_id: UUID, fingerprint: str
-) -> JSONResponse | None:
-    """The stored response to replay, or None when this request is the first and should run."""
-    if key is None:
-        return None
-    locked = await conn.fetchval(
-        LOCK,
-        # User ids are unique across tenants, so (user, key) is already tenant-scoped.
-        f"idempotency:{user_id}:{key}",
+def in_flight() -> ProblemError:
+    return ProblemError(
+        409,
+        "idempotency_in_flight",
+        "Request in progress",
+        "A request with this Idempotency-Key is still being processed; retry shortly.",
+        headers={"Retry-After": "1"},
     )
+
+
+async def claim(conn: asyncpg.Connection, *, key: str, user_id: UUID) -> None:
+    """Take the key's lock for this transaction; 409 while another request holds it."""
+    # User ids are unique across tenants, so (user, key) is already tenant-scoped.
+    locked = await conn.fetchval(LOCK, f"idempotency:{user_id}:{key}")
     if not locked:
-        raise ProblemError(
-            409,
-            "idempotency_in_flight",
-            "Request in progress",
-            "A request with this Idempotency-Key is still being processed; retry shortly.",
-            headers={"Retry-After": "1"},
-        )
-    row = await conn.fetchrow(READ, user_id, key)
-    if row is None:
-        return None
-    if row["request_hash"] != fingerprint:
+        raise in_flight()
+
+
+def replay(
+    stored: asyncpg.Record | Mapping[str, Any], *, fingerprint: str, legacy: Callable[[], str]
+) -> JSONResponse:
+    """The stored response again, if it answered the same request; else 422. `legacy`: this
+    request's fingerprint as keys stored before fingerprints were taken as sent have it."""
+    expected = stored["request_hash"]
+    same = (
+        expected == fingerprint
+        if str(expected).startswith(FINGERPRINT_VERSION)
+        else expected == legacy()
+    )
+    if not same:
         raise ProblemError(
             422,
             "idempotency_key_reused",
             "Idempotency-Key reused",
             "This Idempotency-Key was used with a different request; use a new key.",
         )
-    stored = row["response_headers"]
-    headers = replayable_headers(stored if isinstance(stored, dict) else {})
+    headers_stored = stored["response_headers"]
+    headers = replayable_headers(headers_stored if isinstance(headers_stored, dict) else {})
     headers["Idempotent-Replayed"] = "true"
-    return JSONResponse(row["response_body"], status_code=row["status_code"], headers=headers)
+    return JSONResponse(stored["response_body"], status_code=stored["status_code"], headers=headers)
+
+
+async def replay_or_claim(
+    conn: asyncpg.Connection,
+    *,
+    key: str | None,
+    user_id: UUID,
+    fingerprint: str,
+    legacy: Callable[[], str],
+) -> JSONResponse | None:
+    """The stored response to replay, or None when this request is the first and should run."""
+    if key is None:
+        return None
+    await claim(conn, key=key, user_id=user_id)
+    row = await conn.fetchrow(READ, user_id, key)
+    if row is None:
+        return None
+    return replay(row, fingerprint=fingerprint, legacy=legacy)
 
 
 async def remember(

@@ -16,7 +16,12 @@ from pydantic import BaseModel
 
 from app.errors import ProblemError, not_found
 from app.etag import check_if_match, etag_of
-from app.idempotency import remember, replay_or_claim, request_hash
+from app.idempotency import (
+    legacy_request_hash,
+    remember,
+    replay_or_claim,
+    request_fingerprint,
+)
 from app.paging import Page, decode_cursor, decode_error, page_of
 
 M = TypeVar("M", bound=BaseModel)
@@ -139,8 +144,16 @@ async def idempotent_create(
     create: Callable[[], Awaitable[JSONResponse]],
 ) -> JSONResponse:
     """Run `create` once per Idempotency-Key; a retry gets the first response back."""
-    fingerprint = request_hash(request.method, request.url.path, body.model_dump(mode="json"))
-    replay = await replay_or_claim(conn, key=key, user_id=user_id, fingerprint=fingerprint)
+    if key is None:
+        return await create()
+    fingerprint = await request_fingerprint(request)
+    replay = await replay_or_claim(
+        conn,
+        key=key,
+        user_id=user_id,
+        fingerprint=fingerprint,
+        legacy=lambda: legacy_request_hash(request.method, request.url.path, body),
+    )
     if replay is not None:
         return replay
     response = await create()
