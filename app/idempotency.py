@@ -39,18 +39,23 @@ IdempotencyKey = Annotated[
 
 # The lock comes first, in its own statement: the read after it must see, in a fresh snapshot,
 # a first request that committed while this one waited for nothing (try-lock) or just before.
-LOCK = "select pg_try_advisory_xact_lock(hashtextextended($1, 0))"
-# Read the live response, and free an expired key in the same statement (the insert that
-# follows the work sees the delete; the read itself ignores expired rows by its filter).
-READ = """
-with expired as (
+# Holding the lock, it frees the key if it expired, so that the response stored after the work
+# takes its place (rows live 24 h; the read ignores older ones by its filter).
+LOCK = """
+with claimed as (select pg_try_advisory_xact_lock(hashtextextended($1, 0)) as locked),
+expired as (
   delete from public.idempotency_keys
-  where user_id = $1 and key = $2 and created_at <= now() - interval '24 hours'
+  where user_id = $2 and key = $3 and created_at <= now() - interval '24 hours'
+    and (select locked from claimed)
 )
-select request_hash, status_code, response_body, response_headers
-from public.idempotency_keys
-where user_id = $1 and key = $2 and created_at > now() - interval '24 hours'
+select locked from claimed
 """
+# The live response stored under the key, if any. (The timeline's append reads it in the same
+# statement as its insert: app/timeline/queries.py APPEND_ONCE.)
+STORED_RESPONSE = """select request_hash, status_code, response_body, response_headers
+from public.idempotency_keys
+where user_id = {user_id} and key = {key} and created_at > now() - interval '24 hours'"""
+READ = STORED_RESPONSE.format(user_id="$1", key="$2")
 STORE = """
 insert into public.idempotency_keys
   (user_id, key, request_hash, status_code, response_body, response_headers, completed_at)
@@ -125,9 +130,10 @@ def in_flight() -> ProblemError:
 
 
 async def claim(conn: asyncpg.Connection, *, key: str, user_id: UUID) -> None:
-    """Take the key's lock for this transaction; 409 while another request holds it."""
+    """Take the key's lock for this transaction (freeing it if it expired); 409 while another
+    request holds it."""
     # User ids are unique across tenants, so (user, key) is already tenant-scoped.
-    locked = await conn.fetchval(LOCK, f"idempotency:{user_id}:{key}")
+    locked = await conn.fetchval(LOCK, f"idempotency:{user_id}:{key}", user_id, key)
     if not locked:
         raise in_flight()
 

@@ -117,8 +117,10 @@ declare
   v_year int := pg_catalog.date_part('year', p_date)::int;
 begin
   if p_date is null or p_date < date '1900-01-01' or p_date > v_latest then
-    raise exception using errcode = '22023', message = 'date_out_of_range',
-      detail = pg_catalog.format('event date %s is outside 1900-01-01..%s', p_date, v_latest);
+    raise exception using errcode = '22023', message = 'date_out_of_range', column = 'date',
+      detail = pg_catalog.format(
+        'date must be between 1900-01-01 and tomorrow in the vehicle''s timezone (%s at the latest)',
+        v_latest);
   end if;
   if exists (select 1 from private.event_partition_ranges() r
              where r.range_start <= p_date and r.range_end > p_date) then

@@ -321,6 +321,7 @@ $$;
 create or replace function private.tg_vehicle_events_before_insert() returns trigger
 language plpgsql security definer set search_path = pg_catalog, pg_temp as $$
 declare
+  v_zone text;
   v_tomorrow date;
   v_corr uuid;
   v_target record;
@@ -329,24 +330,35 @@ declare
 begin
   perform private.assert_row_tenant(new.tenant_id, 'vehicle_events');
   perform private.validate_event_payload(new.type, new.miles, new.payload);
+  -- Only documents and reminders may belong to the tenant rather than to a vehicle.
+  if new.vehicle_id is null and new.type not in ('document', 'reminder') then
+    perform private.payload_error('vehicle_id', 'is required for ' || new.type || ' events');
+  end if;
 
-  -- The API's rule: up to tomorrow in the vehicle's timezone (UTC's without a vehicle).
-  v_tomorrow := (pg_catalog.now() at time zone coalesce(
-      (select v.timezone from public.vehicles v
-       where v.tenant_id = new.tenant_id and v.id = new.vehicle_id), 'UTC'))::date + 1;
+  -- The vehicle: yours and live (as RLS and soft delete would show it), and its timezone.
+  if new.vehicle_id is not null then
+    select v.timezone into v_zone from public.vehicles v
+    where v.tenant_id = new.tenant_id and v.id = new.vehicle_id and v.deleted_at is null;
+    if not found then
+      raise exception using errcode = '23503', constraint = 'vehicle_events_vehicle_fkey',
+        message = 'vehicle_not_found', detail = pg_catalog.format('vehicle %s not found', new.vehicle_id);
+    end if;
+  end if;
+
+  -- The date window: up to tomorrow in the vehicle's timezone (UTC's without a vehicle); the
+  -- lower bound is the column's CHECK.
+  v_tomorrow := (pg_catalog.now() at time zone coalesce(v_zone, 'UTC'))::date + 1;
   if new.date > v_tomorrow then
     raise exception using errcode = '23514', constraint = 'vehicle_events_date_check',
-      message = 'date_out_of_range',
-      detail = pg_catalog.format('event date %s is after %s (tomorrow in the vehicle''s timezone)',
-                                 new.date, v_tomorrow);
+      message = 'date_out_of_range', column = 'date',
+      detail = pg_catalog.format(
+        'date must be between 1900-01-01 and %s (tomorrow in the vehicle''s timezone)', v_tomorrow);
   end if;
   new.created_by := coalesce(new.created_by, auth.uid());
 
   insert into private.timeline_heads as h (tenant_id, subject_id)
   values (new.tenant_id, coalesce(new.vehicle_id, new.tenant_id))
   on conflict (tenant_id, subject_id) do update set appends = h.appends + 1;
-
-  perform private.assert_live_vehicle(new.tenant_id, new.vehicle_id, 'vehicle_events_vehicle_fkey');
 
   if new.type = 'reminder' and not exists (
        select 1 from public.reminders r

@@ -331,7 +331,8 @@ async def test_the_latest_date_is_tomorrow_in_the_vehicles_timezone(
             conn, INSERT_EVENT, vehicle, tomorrow + dt.timedelta(days=1), kind, miles, payload
         )
         assert err.sqlstate == "23514" and err.message == "date_out_of_range"
-        assert f"after {tomorrow.isoformat()}" in (err.detail or "")
+        assert f"and {tomorrow.isoformat()} (tomorrow" in (err.detail or "")
+        assert err.column_name == "date"
         await add_event(conn, vehicle, tomorrow, kind, miles, payload)
 
 

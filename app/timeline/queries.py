@@ -7,22 +7,18 @@ that stops after `limit` rows, never a sort of the whole history. Each combinati
 its own statement (no `$n is null or ...`), so a cached generic plan still uses the index.
 """
 
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
 
+from app import idempotency
+from app.errors import ProblemError, not_found
+
 # Years that always have a partition (created at install and kept by maintenance).
 ALWAYS_PARTITIONED_YEARS = 2
-
-# The vehicle an event is appended to: visible (RLS), live, and its "today".
-VEHICLE_TODAY = """
-select id, timezone, (now() at time zone timezone)::date as today
-from public.vehicles
-where id = $1 and deleted_at is null
-"""
-UTC_TODAY = "select (now() at time zone 'UTC')::date"
 
 RECORD_READING = """
 insert into public.vehicle_events (vehicle_id, date, type, miles)
@@ -31,13 +27,6 @@ from public.vehicles where id = $1
 """
 
 ENSURE_PARTITION = "select public.ensure_event_partition_for($1)"
-
-INSERT = """
-insert into public.vehicle_events (vehicle_id, date, type, miles, payload, notes)
-values ($1, $2, $3, $4, $5::jsonb, $6)
-returning id, vehicle_id, date, type, miles, payload, notes, created_at, created_by,
-          null::uuid as superseded_by
-"""
 
 # superseded_by of one event: the partial index of corrections (sql/680_timeline.sql), probed in
 # every partition. A page looks its corrections up once instead (list_sql).
@@ -62,6 +51,53 @@ def event_doc(superseded_by: str) -> str:
   e.created_by, {superseded_by} as superseded_by) d"""
 
 
+# An append is one statement: the insert's triggers (sql/400_triggers.sql) check the payload, the
+# vehicle (yours, live), the date window and the odometer, and answer in their errors
+# (`refusal`). The date defaults to today in the vehicle's timezone (UTC's without a vehicle, or
+# for one that is not yours, which the trigger then refuses). The event comes back as the API
+# shows it (schemas.Event), written by PostgreSQL.
+_NEW_EVENT = """$1::uuid,
+  coalesce($2::date,
+           (select (now() at time zone v.timezone)::date from public.vehicles v
+            where v.id = $1::uuid and v.deleted_at is null),
+           (now() at time zone 'UTC')::date),
+  $3::text, $4::int, $5::jsonb, $6::text"""
+_INSERT = "insert into public.vehicle_events (vehicle_id, date, type, miles, payload, notes)"
+APPEND = f"""
+with event as (
+  {_INSERT}
+  values ({_NEW_EVENT})
+  returning *
+)
+select e.id, row_to_json(d)::text as doc
+from event e {event_doc("null::uuid")}
+"""  # noqa: S608 - constant fragments only
+# With an Idempotency-Key whose lock this transaction holds (app/idempotency.py LOCK): the
+# response stored under the key if there is one, else the append and its response stored, in one
+# statement. `prior` is that stored response (then nothing was appended), else `doc` the event.
+APPEND_ONCE = f"""
+with prior as (
+  {idempotency.STORED_RESPONSE.format(user_id="$7::uuid", key="$8::text")}
+), event as (
+  {_INSERT}
+  select {_NEW_EVENT}
+  where not exists (select from prior)
+  returning *
+), response as (
+  select e.id, row_to_json(d)::jsonb as doc
+  from event e {event_doc("null::uuid")}
+), stored as (
+  insert into public.idempotency_keys
+    (user_id, key, request_hash, status_code, response_body, response_headers, completed_at)
+  select $7::uuid, $8::text, $9::text, 201, r.doc,
+         jsonb_build_object('Location', '/v1/timeline/' || r.id), now()
+  from response r
+)
+select r.id, r.doc::text as doc, (select to_jsonb(p) from prior p) as prior
+from (select) as one left join response r on true
+"""  # noqa: S608 - constant fragments only
+
+
 # Events of a deleted vehicle go with it, as every deleted row vanishes from reads.
 LIVE_VEHICLE = """(e.vehicle_id is null or exists (
   select 1 from public.vehicles v
@@ -83,40 +119,75 @@ order by last_event_date desc nulls last, vehicle_id
 FEED_REFRESHED_AT = "select refreshed_at from public.timeline_feed_freshness"
 
 
-async def vehicle_today(conn: asyncpg.Connection, *, vehicle_id: UUID) -> date | None:
-    """Today in the vehicle's timezone; None if the vehicle is not visible or deleted."""
-    row = await conn.fetchrow(VEHICLE_TODAY, vehicle_id)
-    if row is None:
-        return None
-    today: date = row["today"]
-    return today
+def date_out_of_range(detail: str | None = None) -> ProblemError:
+    """The date window's answer (sql/400_triggers.sql), as a field error of the body's `date`."""
+    detail = detail or "date must be between 1900-01-01 and tomorrow in the vehicle's timezone"
+    return ProblemError(
+        422,
+        "validation_failed",
+        "Validation failed",
+        detail,
+        errors=[{"loc": ["body", "date"], "msg": detail, "type": "date_out_of_range"}],
+    )
 
 
-async def utc_today(conn: asyncpg.Connection) -> date:
-    today: date = await conn.fetchval(UTC_TODAY)
-    return today
+def refusal(exc: asyncpg.PostgresError) -> ProblemError | None:
+    """The append's answer to the database's refusals that name a field of the request rather
+    than a rule of their own (those errors.py maps): a vehicle that is not yours or not live is a
+    404, as on every route that takes it in the path; a date outside the window is the 422 the
+    body's other fields get."""
+    constraint = getattr(exc, "constraint_name", None)
+    if constraint == "vehicle_events_vehicle_fkey":
+        return not_found("The vehicle does not exist.")
+    # The trigger's upper bound, the column's lower one, ensure_event_partition_for's window.
+    own = exc.sqlstate in ("23514", "22023") and exc.message == "date_out_of_range"
+    if own or constraint == "vehicle_events_date_check":
+        return date_out_of_range(exc.detail if own else None)
+    return None
 
 
-async def ensure_partition(conn: asyncpg.Connection, *, day: date, today: date) -> None:
-    """Create the year's partition if it may be missing (history imports, e.g. 1950)."""
-    if today.year <= day.year <= today.year + ALWAYS_PARTITIONED_YEARS:
-        return
-    await conn.execute(ENSURE_PARTITION, day)
+def always_partitioned(day: date) -> bool:
+    """The years whose partitions exist at install and are kept by maintenance (by this host's
+    clock: near New Year a date may take the one round trip more, never one less)."""
+    this_year = datetime.now(UTC).year
+    return this_year <= day.year <= this_year + ALWAYS_PARTITIONED_YEARS
 
 
-async def insert_event(
-    conn: asyncpg.Connection,
-    *,
-    vehicle_id: UUID | None,
-    day: date,
-    type_: str,
-    miles: int | None,
-    payload: dict[str, Any],
-    notes: str | None,
+async def ensure_partition(conn: asyncpg.Connection, *, day: date) -> None:
+    """Create the year's partition if it may be missing (history imports, e.g. 1950): a repair,
+    as every accepted date has one from install on. Refuses a date outside the window."""
+    try:
+        await conn.execute(ENSURE_PARTITION, day)
+    except asyncpg.PostgresError as exc:
+        raise refusal(exc) or exc from None
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    vehicle_id: UUID | None
+    day: date | None  # None: today in the vehicle's timezone
+    type: str
+    miles: int | None
+    payload: dict[str, Any]
+    notes: str | None
+
+
+async def append(
+    conn: asyncpg.Connection, *, event: NewEvent, once: tuple[UUID, str, str] | None = None
 ) -> asyncpg.Record:
-    row = await conn.fetchrow(INSERT, vehicle_id, day, type_, miles, payload, notes)
-    if row is None:  # pragma: no cover - an insert returning nothing would be a bug
-        raise RuntimeError("insert returned no row")
+    """Append one event: (id, doc) with the event's JSON. `once`: (user_id, key, fingerprint) of
+    an Idempotency-Key this transaction holds; then also `prior`, the response stored under the
+    key, if any (and nothing was appended)."""
+    args = [event.vehicle_id, event.day, event.type, event.miles, event.payload, event.notes]
+    try:
+        if once is None:
+            row = await conn.fetchrow(APPEND, *args)
+        else:
+            row = await conn.fetchrow(APPEND_ONCE, *args, *once)
+    except asyncpg.PostgresError as exc:
+        raise refusal(exc) or exc from None
+    if row is None:  # pragma: no cover - one row always (an insert, or a left join)
+        raise RuntimeError("append returned no row")
     return row
 
 

@@ -1,19 +1,24 @@
 """/v1/timeline: the append-only event log, and the dashboard feed."""
 
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Body, Query, Request, Response
-from fastapi.responses import JSONResponse
 
 from app.auth import CANONICAL_UUID, CurrentUser, accepted_user
 from app.db import ListConn, TenantConn, list_connection, list_transaction
 from app.errors import DEFAULT_EXAMPLES, ProblemError, db_example, not_found, problem_responses
 from app.fast_path import FastPathRoute, fast_path
-from app.idempotency import IdempotencyKey
+from app.idempotency import (
+    IdempotencyKey,
+    claim,
+    legacy_request_hash,
+    replay,
+    request_fingerprint,
+)
 from app.paging import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
@@ -25,11 +30,10 @@ from app.paging import (
     decode_error,
     encode_cursor,
 )
-from app.resources import cursor_key, get_live, idempotent_create
+from app.resources import cursor_key, get_live
 from app.schemas_common import IsoDate
 from app.timeline import queries
 from app.timeline.schemas import (
-    MIN_DATE,
     Event,
     EventCreate,
     EventType,
@@ -50,18 +54,6 @@ FromDate = Annotated[IsoDate | None, Query(alias="from", description="On or afte
 ToDate = Annotated[IsoDate | None, Query(alias="to", description="On or before this date.")]
 
 _READ_ERRORS = problem_responses(401, 403, 404, 422, 503)
-
-
-def _date_out_of_range(day: date, today: date) -> ProblemError:
-    tomorrow = today + timedelta(days=1)
-    detail = f"date must be between {MIN_DATE} and {tomorrow} (tomorrow in the vehicle's timezone)"
-    return ProblemError(
-        422,
-        "validation_failed",
-        "Validation failed",
-        detail,
-        errors=[{"loc": ["body", "date"], "msg": detail, "type": "date_out_of_range"}],
-    )
 
 
 @router.post(
@@ -100,14 +92,15 @@ async def append_event(
     user: CurrentUser,
     conn: TenantConn,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> Response:
     """Append one event to the timeline. Answers 201 with `Location`. Events are immutable: to fix
     one, append a correction (`payload.correction_of` = its id), which supersedes it.
 
     - `type` selects the payload schema (fuel, maintenance, odometer, document, reminder,
       inspection); unknown payload keys are refused (422).
     - `date` defaults to today in the vehicle's timezone (UTC without a vehicle); accepted from
-      1900-01-01 to tomorrow, so history can be imported.
+      1900-01-01 to tomorrow, so history can be imported. Outside: 422 `validation_failed`, error
+      type `date_out_of_range` at `date`.
     - Odometer: among events that are not superseded, `miles` never decreases with `date`. A reading
       that breaks this is a 409 `odometer_rollback` whose `detail` names the conflicting reading.
     - A vehicle that is not yours, or deleted, is a 404.
@@ -115,33 +108,35 @@ async def append_event(
       appending a second event.
     """
 
-    async def create() -> JSONResponse:
-        if body.vehicle_id is not None:
-            today = await queries.vehicle_today(conn, vehicle_id=body.vehicle_id)
-            if today is None:
-                raise not_found("The vehicle does not exist.")
-        else:
-            today = await queries.utc_today(conn)
-        day = body.date or today
-        if not MIN_DATE <= day <= today + timedelta(days=1):
-            raise _date_out_of_range(day, today)
-        await queries.ensure_partition(conn, day=day, today=today)
-        row = await queries.insert_event(
-            conn,
-            vehicle_id=body.vehicle_id,
-            day=day,
-            type_=body.type,
-            miles=body.miles,
-            payload=body.payload_json(),
-            notes=body.notes,
+    # The database checks the vehicle, the date window, the payload and the odometer as it
+    # inserts (queries.refusal maps what it refuses): one statement, two with a key.
+    event = queries.NewEvent(
+        vehicle_id=body.vehicle_id,
+        day=body.date,
+        type=body.type,
+        miles=body.miles,
+        payload=body.payload_json(),
+        notes=body.notes,
+    )
+    once = None
+    if idempotency_key is not None:
+        fingerprint = await request_fingerprint(request)
+        await claim(conn, key=idempotency_key, user_id=user.user_id)
+        once = (user.user_id, idempotency_key, fingerprint)
+    if body.date is not None and not queries.always_partitioned(body.date):
+        await queries.ensure_partition(conn, day=body.date)
+    row = await queries.append(conn, event=event, once=once)
+    if once is not None and row["prior"] is not None:
+        return replay(
+            row["prior"],
+            fingerprint=once[2],
+            legacy=lambda: legacy_request_hash(request.method, request.url.path, body),
         )
-        event = Event.model_validate(dict(row)).model_dump(mode="json")
-        return JSONResponse(
-            event, status_code=201, headers={"Location": f"/v1/timeline/{row['id']}"}
-        )
-
-    return await idempotent_create(
-        request, conn, user_id=user.user_id, key=idempotency_key, body=body, create=create
+    return Response(
+        row["doc"],
+        status_code=201,
+        media_type="application/json",
+        headers={"Location": f"/v1/timeline/{row['id']}"},
     )
 
 

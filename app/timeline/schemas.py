@@ -23,6 +23,7 @@ from pydantic import (
     StrictInt,
     StringConstraints,
 )
+from pydantic_core import PydanticCustomError
 
 from app.schemas_common import (
     ISO_DATE,
@@ -215,10 +216,22 @@ Miles = Annotated[
     int, Field(strict=True, ge=0, le=2_147_483_647, description="The odometer reading.")
 ]
 
+
+def _not_before_1900(value: date) -> date:
+    # The date window's lower bound, as the error of its upper one (the insert's trigger, mapped
+    # by queries.refusal): one rule, one error type. The database has both bounds.
+    if value < MIN_DATE:
+        raise PydanticCustomError(
+            "date_out_of_range",
+            "date must be between 1900-01-01 and tomorrow in the vehicle's timezone",
+        )
+    return value
+
+
 EventDate = Annotated[
     IsoDate,
+    AfterValidator(_not_before_1900),
     Field(
-        ge=MIN_DATE,
         description="The day it happened (default: today in the vehicle's timezone). "
         "From 1900-01-01 to tomorrow in the vehicle's timezone.",
     ),
