@@ -228,7 +228,6 @@ PLAUSIBLE = {
         "invalid_value",
         "invalid_payload",
         "invalid_cursor",
-        "mileage_decrease",
         "idempotency_key_reused",
         "reminder_not_found",
         "correction_target_not_found",

@@ -11,7 +11,7 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.helpers import User, as_user, create_user
+from tests.helpers import User, as_user, auth, create_user
 from tests.timeline.support import append, make_vehicle
 
 INSERT = """insert into public.vehicle_events (vehicle_id, date, type, miles, payload)
@@ -28,6 +28,46 @@ async def sql_error(
         except asyncpg.PostgresError as exc:
             return exc
     return None
+
+
+# The odometer: 409 odometer_rollback from the timeline and from a vehicle's current_mileage ----
+
+
+async def test_the_odometer_rule_is_the_databases_and_answers_409_everywhere(
+    client: httpx.AsyncClient, db: asyncpg.Pool
+) -> None:
+    user = await create_user(db)
+    vid = await make_vehicle(db, user)
+    today = await db.fetchval("select (now() at time zone 'America/New_York')::date")
+    first = await append(client, user, vid, miles=1000, date=today - dt.timedelta(days=2))
+    assert first.status_code == 201, first.text
+    named = f"conflicts with the reading of 1000 miles on {today - dt.timedelta(days=2)}"
+
+    # Enforced by the database, whoever writes.
+    lower = await sql_error(db, user, INSERT, vid, today, "odometer", 900, {})
+    assert lower is not None and lower.sqlstate == "MM001" and lower.detail == named
+    update = "update public.vehicles set current_mileage = 900 where id = $1"
+    lowered = await sql_error(db, user, update, vid)
+    assert lowered is not None and lowered.sqlstate == "MM001" and lowered.detail == named
+
+    # One answer on both routes.
+    by_timeline = await append(client, user, vid, miles=900, date=today)
+    by_patch = await client.patch(
+        f"/v1/vehicles/{vid}", json={"current_mileage": 900}, headers=auth(user)
+    )
+    for resp in (by_timeline, by_patch):
+        assert resp.status_code == 409, resp.text
+        assert resp.json()["code"] == "odometer_rollback"
+        assert resp.json()["detail"] == named
+
+    # The allow twins: a higher value is taken by both, and by SQL.
+    assert await sql_error(db, user, INSERT, vid, today, "odometer", 1100, {}) is None
+    assert await sql_error(db, user, "update public.vehicles set current_mileage = 1100") is None
+    raised = await client.patch(
+        f"/v1/vehicles/{vid}", json={"current_mileage": 1100}, headers=auth(user)
+    )
+    assert raised.status_code == 200 and raised.json()["current_mileage"] == 1100
+    assert (await append(client, user, vid, miles=1200, date=today)).status_code == 201
 
 
 # The date window: 1900-01-01 .. tomorrow in the vehicle's timezone -----------------------------

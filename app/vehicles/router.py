@@ -40,23 +40,10 @@ router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
 TABLE = "vehicles"
 
 
-def mileage_decrease(current: int) -> ProblemError:
-    return ProblemError(
-        422,
-        "mileage_decrease",
-        "Mileage cannot decrease",
-        f"current_mileage is {current}; it can only be raised. Record a correction on the "
-        "timeline to fix a wrong reading.",
-        errors=[
-            {
-                "loc": ["body", "current_mileage"],
-                "msg": f"must be at least {current}",
-                "type": "mileage_decrease",
-            }
-        ],
-    )
-
-
+# The odometer rule (sql/400_triggers.sql), whoever writes: the same answer as the timeline's.
+ODOMETER_ROLLBACK = db_example(
+    "MM001", detail="conflicts with the reading of 52000 miles on 2026-05-01"
+)
 DUPLICATES = [
     db_example("23505", code="duplicate_vin", detail="A resource with this vin already exists."),
     db_example(
@@ -162,7 +149,7 @@ async def get_vehicle(vehicle_id: UUID, response: Response, conn: TenantConn) ->
         413,
         422,
         503,
-        examples=[*DUPLICATES, *DEFAULT_EXAMPLES[422], BAD_GARAGE, mileage_decrease(52000)],
+        examples=[*DUPLICATES, ODOMETER_ROLLBACK, *DEFAULT_EXAMPLES[422], BAD_GARAGE],
     ),
 )
 async def patch_vehicle(
@@ -178,8 +165,9 @@ async def patch_vehicle(
     the last one is a 422 (error type `missing_identity`).
 
     `current_mileage` is derived from the timeline: raising it records an `odometer` reading
-    dated today (vehicle's timezone) on the timeline; a lower value is a 422 `mileage_decrease`
-    (correct a wrong reading on the timeline instead).
+    dated today (vehicle's timezone) on the timeline; a value below a reading on the timeline is a
+    409 `odometer_rollback` naming that reading, as on the timeline (correct a wrong reading there
+    instead).
     Duplicate VIN or plate → 409; a `garage_id` that is not one of your garages → 422.
     """
     changes = body.changes()
@@ -192,13 +180,16 @@ async def patch_vehicle(
             "A vehicle keeps at least one identifying field; see `errors`.",
             errors=[{"loc": ["body"], "msg": IDENTITY_MESSAGE, "type": IDENTITY_ERROR}],
         )
-    mileage = changes.pop("current_mileage", None)
-    floor = current["current_mileage"]
-    if mileage is not None and floor is not None and mileage < floor:
-        raise mileage_decrease(floor)
-    if mileage is not None and mileage != floor:
-        await record_reading(conn, vehicle_id=vehicle_id, miles=mileage)
+    # The database owns the odometer rule: a lower value than a reading is refused by the update
+    # (MM001, 409 odometer_rollback), a higher one is recorded as a reading, which the rule checks
+    # against later readings.
+    mileage: int | None = changes.get("current_mileage")  # never null (VehicleUpdate.not_null)
+    if mileage is not None and mileage == current["current_mileage"]:
+        del changes["current_mileage"]
+        mileage = None
     row = await apply_changes(conn, TABLE, vehicle_id, changes)
+    if mileage is not None:
+        await record_reading(conn, vehicle_id=vehicle_id, miles=mileage)
     return with_etag(response, row, Vehicle)
 
 

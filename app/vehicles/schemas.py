@@ -178,8 +178,9 @@ class VehicleUpdate(PatchModel):
         strict=True,
         ge=0,
         le=2_147_483_647,
-        description="May only be raised (e.g. to match the dashboard); lowering it is a 422 "
-        "`mileage_decrease`. Normally it follows the timeline's odometer readings.",
+        description="May only be raised (e.g. to match the dashboard): a value below a reading "
+        "on the timeline is a 409 `odometer_rollback`. Normally it follows the timeline's "
+        "odometer readings; raising it records one.",
     )
 
 

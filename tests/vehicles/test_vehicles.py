@@ -364,9 +364,10 @@ async def test_current_mileage_only_goes_up(client: httpx.AsyncClient, db: async
     same = await client.patch(url, json={"current_mileage": 1200}, headers=auth(user))
     assert same.status_code == 200
     down = await client.patch(url, json={"current_mileage": 1199}, headers=auth(user))
-    assert down.status_code == 422
-    assert down.json()["code"] == "mileage_decrease"
-    assert down.json()["errors"][0]["loc"] == ["body", "current_mileage"]
+    # The odometer rule, as the timeline answers it: the reading it conflicts with is named.
+    assert down.status_code == 409, down.text
+    assert down.json()["code"] == "odometer_rollback"
+    assert "1200 miles" in down.json()["detail"]
     cleared = await client.patch(url, json={"current_mileage": None}, headers=auth(user))
     assert cleared.status_code == 422
     negative = await client.patch(url, json={"current_mileage": -1}, headers=auth(user))
