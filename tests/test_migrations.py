@@ -4,6 +4,7 @@ the previous release (tests/upgrade/release_021e0e3: its sql/ as it was), with d
 table, to this one: nothing lost, every row still readable through the API."""
 
 import datetime as dt
+import hashlib
 import itertools
 import secrets
 import uuid
@@ -206,6 +207,20 @@ async def seed_release_data(conn: asyncpg.Connection) -> dict[str, Any]:
         tenant,
         user_id,
     )
+    # A retryable create, stored as that release did: fingerprinted over the parsed model.
+    release_hash = hashlib.sha256(
+        b'POST /v1/garages\n{"description":null,"name":"Shop"}'
+    ).hexdigest()
+    await conn.execute(
+        """insert into public.idempotency_keys (tenant_id, user_id, key, request_hash,
+             status_code, response_body, response_headers, completed_at)
+           values ($1, $2, 'release-garage', $3, 201, $4, $5, now())""",
+        tenant,
+        user_id,
+        release_hash,
+        {"id": str(garage), "name": "Shop"},
+        {"Location": f"/v1/garages/{garage}"},
+    )
     email = await conn.fetchval("select email from auth.users where id = $1", user_id)
     return {
         "user": User(id=user_id, email=email, tenant_id=tenant),
@@ -281,6 +296,15 @@ async def test_the_previous_release_upgrades_with_its_data(fresh_database: str) 
             ):
                 resp = await client.get(path, headers=headers)
                 assert resp.status_code == 200, (path, resp.text)
+            # An Idempotency-Key stored before the upgrade still replays after it.
+            retry = await client.post(
+                "/v1/garages",
+                json={"name": "Shop"},
+                headers=headers | {"Idempotency-Key": "release-garage"},
+            )
+            assert retry.status_code == 201, retry.text
+            assert retry.headers["Idempotent-Replayed"] == "true"
+            assert retry.json() == {"id": str(seeded["garage"]), "name": "Shop"}
             page = await client.get(f"/v1/vehicles/{seeded['vehicle']}/timeline", headers=headers)
             assert page.status_code == 200, page.text
             items = {item["id"]: item for item in page.json()["items"]}
