@@ -19,14 +19,14 @@ COPY pyproject.toml README.md ./
 RUN python -c "import tomllib; deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; print('\n'.join(deps))" > /tmp/requirements.txt \
  && pip install -r /tmp/requirements.txt
 
-# The app. sql/ travels inside the package as app/sql (app/schema.py falls back to that package
+# The app. sql/ travels inside the package as app/sql (app/database/migrate.py falls back to that package
 # data when <site-packages>/sql does not exist), so the installed `motomind` finds the schema.
 COPY app ./app
 COPY sql ./app/sql
 RUN echo "recursive-include app/sql *.sql" >> MANIFEST.in \
  && pip install --no-deps . \
  && cd / \
- && python -c "from app.schema import sql_files; files = sql_files(); assert files, 'no schema files in the installed package'; print(len(files), 'schema files in', files[0].parent)" \
+ && python -c "from app.database.migrate import sql_files; files = sql_files(); assert files, 'no schema files in the installed package'; print(len(files), 'schema files in', files[0].parent)" \
  && python -m pip uninstall -y -q pip setuptools wheel
 
 # ---- final: the interpreter, the virtualenv, nothing to build with ----

@@ -20,9 +20,9 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from uvicorn.supervisors import Multiprocess
 
-from app import schema
 from app.config import Settings, get_settings
-from app.embedded import dev_secret, start_embedded
+from app.database import migrate
+from app.database.embedded import dev_secret, start_embedded
 from app.observability import configure_logging
 
 cli = typer.Typer(
@@ -73,16 +73,16 @@ def announce(rt: Runtime) -> None:
         )
 
 
-async def _init(rt: Runtime) -> tuple[list[schema.Migration], bool]:
+async def _init(rt: Runtime) -> tuple[list[migrate.Migration], bool]:
     conn = await asyncpg.connect(rt.admin_dsn)
     try:
         password = rt.settings.motomind_api_password
-        applied = await schema.install(
+        applied = await migrate.install(
             conn,
             api_role=rt.settings.motomind_api_role,
             api_password=password.get_secret_value() if password else None,
         )
-        return applied, await schema.schedule_cron_jobs(conn, rt.admin_dsn)
+        return applied, await migrate.schedule_cron_jobs(conn, rt.admin_dsn)
     finally:
         await conn.close()
 
@@ -99,7 +99,7 @@ def db_init() -> None:
         raise typer.Exit(2) from None
     where = urlsplit(rt.admin_dsn)
     typer.echo(
-        f"schema version {schema.SCHEMA_VERSION} installed in database "
+        f"schema version {migrate.SCHEMA_VERSION} installed in database "
         f"{where.path.lstrip('/') or '(default)'} on {where.hostname or 'a local socket'}"
     )
     typer.echo(
@@ -115,10 +115,10 @@ def db_init() -> None:
     )
 
 
-async def _status(rt: Runtime) -> schema.SchemaStatus:
+async def _status(rt: Runtime) -> migrate.SchemaStatus:
     conn = await asyncpg.connect(rt.admin_dsn)
     try:
-        return await schema.status(conn, rt.admin_dsn)
+        return await migrate.status(conn, rt.admin_dsn)
     finally:
         await conn.close()
 
@@ -264,7 +264,7 @@ def token(
 
 
 async def _demo(rt: Runtime, email: str) -> tuple[str, str, int]:
-    from app.demo import load_demo
+    from app.database.demo import load_demo
 
     user_id, tenant = await _ensure_user(rt, email, None)
     conn = await asyncpg.connect(rt.admin_dsn)

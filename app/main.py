@@ -18,9 +18,9 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import multiprocess
 
-from app import maintenance, schema
 from app.auth import TokenVerifier
 from app.config import Settings, get_settings
+from app.database import maintenance, migrate
 from app.db import create_pool
 from app.edge import EdgeMiddleware
 from app.errors import install_error_handlers
@@ -167,13 +167,13 @@ def create_app(
             return _not_ready("shutting down")
         try:
             async with state.pool.acquire(timeout=2) as conn:
-                version = await schema.installed_version(cast(asyncpg.Connection, conn))
+                version = await migrate.installed_version(cast(asyncpg.Connection, conn))
                 if version is not None and not state.cursor_key:
                     # Started before `db init`: pick the key up now, once.
                     state.cursor_key = await _cursor_key(cast(asyncpg.Connection, conn))
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
             return _not_ready("database unreachable")
-        expected = schema.SCHEMA_VERSION
+        expected = migrate.SCHEMA_VERSION
         if version is None:
             return _not_ready(f"no schema installed; expected {expected} migrations (db init)")
         if version < expected:

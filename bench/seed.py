@@ -34,8 +34,8 @@ from pydantic import SecretStr
 
 from app.auth import issue_token
 from app.config import Settings
+from app.database.migrate import install
 from app.db import dsn_with
-from app.schema import install
 
 BENCH_SECRET = "bench-secret-" + "b" * 40
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

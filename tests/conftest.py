@@ -16,9 +16,9 @@ import pytest
 from fastapi import FastAPI
 
 from app.config import Settings
+from app.database.embedded import start_embedded
+from app.database.migrate import DEFAULT_API_ROLE, install
 from app.db import dsn_with
-from app.embedded import start_embedded
-from app.schema import DEFAULT_API_ROLE, install
 from tests.helpers import TEST_JWT_SECRET
 
 

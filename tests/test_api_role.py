@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from app.schema import DEFAULT_API_ROLE, ensure_api_role, install
+from app.database.migrate import DEFAULT_API_ROLE, ensure_api_role, install
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import asyncpg
 import httpx
 import pytest
 
+from app.database.migrate import SCHEMA_VERSION
 from app.db import dsn_with
-from app.schema import SCHEMA_VERSION
 
 MOTOMIND = [sys.executable, "-m", "app"]
 

@@ -15,9 +15,9 @@ from fastapi import APIRouter, FastAPI, Request
 
 from app.auth import CurrentUser
 from app.config import Settings
+from app.database.migrate import DEFAULT_API_ROLE
 from app.db import ServiceConn, TenantConn, begin_with_context
 from app.main import create_app
-from app.schema import DEFAULT_API_ROLE
 from tests.helpers import create_user
 from tests.jwt_support import DROP, bearer, claims, hs256
 

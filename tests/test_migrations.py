@@ -20,15 +20,15 @@ from pydantic import SecretStr
 
 from app.cli import with_user
 from app.config import Settings
-from app.db import dsn_with
-from app.main import create_app
-from app.schema import (
+from app.database.migrate import (
     DEFAULT_API_ROLE,
     SCHEMA_VERSION,
     SchemaNewerError,
     install,
     migrations,
 )
+from app.db import dsn_with
+from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, User, auth
 
 RELEASE = Path(__file__).with_name("upgrade") / "release_021e0e3"

@@ -6,8 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from app.database.migrate import SCHEMA_VERSION, install
 from app.db import dsn_with
-from app.schema import SCHEMA_VERSION, install
 from tests.helpers import as_role
 
 TABLES = [

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from app.auth import issue_token
 from app.config import Settings
-from app.maintenance import run_if_due
+from app.database.maintenance import run_if_due
 from tests.helpers import TEST_JWT_SECRET, auth, create_user
 
 

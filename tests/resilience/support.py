@@ -18,7 +18,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 
-from app.embedded import start_embedded
+from app.database.embedded import start_embedded
 
 
 @contextlib.asynccontextmanager

@@ -16,9 +16,9 @@ from pydantic import SecretStr
 
 from app.cli import with_user
 from app.config import Settings
+from app.database.migrate import DEFAULT_API_ROLE, install
 from app.db import _init_connection
 from app.main import create_app
-from app.schema import DEFAULT_API_ROLE, install
 from tests.helpers import TEST_JWT_SECRET, auth, create_user
 from tests.resilience.support import (
     Outcome,

@@ -165,7 +165,7 @@ async def test_the_api_login_cannot_switch_immutability_off(
 ) -> None:
     """Logged in as the API's role without any SET ROLE: still no way to delete events."""
     from app.cli import with_user
-    from app.schema import DEFAULT_API_ROLE
+    from app.database.migrate import DEFAULT_API_ROLE
 
     async with transaction_as(db, user) as conn:
         event = await conn.fetchval(INSERT_EVENT, vehicle, day(-3), 100, {})
@@ -206,7 +206,7 @@ async def test_an_upgrade_canonicalises_corrections_stored_before(
 ) -> None:
     """A correction stored upper-case before the fix (made here by the owner's maintenance
     switch, as the old schema accepted it) is found again after the install runs."""
-    from app.schema import install
+    from app.database.migrate import install
 
     async with transaction_as(db, user) as conn:
         typo = await conn.fetchval(INSERT_EVENT, vehicle, day(-10), 50000, {})

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from jose import jwt
 
-from app.schema import SCHEMA_VERSION
+from app.database.migrate import SCHEMA_VERSION
 from tests.pgbouncer import free_port
 from tests.serve_process import tail
 from tests.supabase.cluster import POSTGRES_PASSWORD, SupabaseCluster, supabase_cluster

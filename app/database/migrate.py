@@ -20,7 +20,7 @@ API_ROLE_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 RESERVED_ROLES = frozenset(
     {"postgres", "anon", "authenticated", "service_role", "authenticator", "public"}
 )
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
 # Serializes concurrent installers (two `serve` processes starting at once).
 INSTALL_LOCK_KEY = 0x4D4D_5343  # "MMSC"
 # sql/NNN_*.sql below this number run before the migrations: roles, schemas, and the functions that
