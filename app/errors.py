@@ -22,11 +22,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.openapi import document_response_headers
 from app.retry import mark_retryable
-from app.schemas_common import MAX_JSON_DEPTH
 
 log = logging.getLogger("motomind.errors")
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# How deep a JSON body may nest (app/web/models.py checks it; deeper is 400 body_too_deep): far
+# deeper than any body this API takes (an event's payload items are 4 levels down), far shallower
+# than anything that could exhaust the stack of code that walks a body recursively.
+MAX_JSON_DEPTH = 64
 RETRY_AFTER_S = "1"
 
 
@@ -222,7 +225,7 @@ def _validation_example(operation: dict[str, Any]) -> ProblemError:
     )
 
 
-# What every route taking an Idempotency-Key can also answer (app/idempotency.py).
+# What every route taking an Idempotency-Key can also answer (app/web/idempotency.py).
 IDEMPOTENCY_EXAMPLES: dict[int, ProblemError] = {
     409: ProblemError(
         409,

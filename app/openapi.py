@@ -74,7 +74,7 @@ def _header_params(operation: dict[str, Any]) -> set[str]:
 
 
 def _versioned(paths: dict[str, Any], path: str) -> bool:
-    """Whether the resource at `path` has an ETag: its PATCH takes `If-Match` (app/etag.py)."""
+    """Whether the resource at `path` has an ETag: its PATCH takes `If-Match` (app/web/etag.py)."""
     return "If-Match" in _header_params(paths.get(path, {}).get("patch", {}))
 
 

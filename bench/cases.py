@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app import idempotency
 from app.db import SET_LIST_CONTEXT, SET_REQUEST_CONTEXT
 from app.timeline import queries as timeline
 from app.vehicles import queries as vehicles
+from app.web import idempotency
 
 # resources.get_live builds this one inline.
 GET_LIVE_VEHICLE = "select * from public.vehicles where id = $1 and deleted_at is null"

@@ -39,8 +39,8 @@ import psutil
 
 from app.cli import with_user
 from app.db import SET_LIST_CONTEXT, database_claims, dsn_with
-from app.paging import encode_cursor
 from app.timeline import queries as timeline
+from app.web.paging import encode_cursor
 from bench import cases as bench_cases
 from bench.seed import BENCH_SECRET, DEFAULT_SERVER, OUT_DIR, SCALES, Shape, seed
 

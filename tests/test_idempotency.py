@@ -1,6 +1,6 @@
-"""Idempotent replays (app/idempotency.py) carry only the headers the API itself sets on a create,
-whatever the stored row says: a row can be written by other means than the API. A request is the
-same request when its body as sent is (its JSON, not the model parsed from it)."""
+"""Idempotent replays (app/web/idempotency.py) carry only the headers the API itself sets on a
+create, whatever the stored row says: a row can be written by other means than the API. A request
+is the same request when its body as sent is (its JSON, not the model parsed from it)."""
 
 import json
 import uuid
@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.garages.schemas import GarageCreate
-from app.idempotency import FINGERPRINT_VERSION, legacy_request_hash, request_hash
+from app.web.idempotency import FINGERPRINT_VERSION, legacy_request_hash, request_hash
 from tests.helpers import User, auth, create_user
 
 

@@ -1,5 +1,5 @@
 """The safe-link rule (image URLs, a document's `storage_url`): owned by the database
-(private.is_safe_url, sql/300_functions.sql), copied once in Python (app/schemas_common.py) so that
+(private.is_safe_url, sql/300_functions.sql), copied once in Python (app/web/models.py) so that
 a 422 names the field. Generated strings: the two agree on every one, and whatever the API takes
 the image table's own CHECKs take too."""
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from app.schemas_common import is_safe_url
+from app.web.models import is_safe_url
 from tests.helpers import as_user, auth, create_user
 from tests.timeline.test_payload_agreement import URLS, urls
 

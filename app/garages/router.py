@@ -8,12 +8,9 @@ from fastapi.responses import JSONResponse
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import problem_responses
-from app.etag import IfMatch
 from app.garages import queries
 from app.garages.schemas import Garage, GarageCreate, GarageUpdate
-from app.idempotency import IdempotencyKey
-from app.paging import Cursor, Limit, Page
-from app.resources import (
+from app.web.crud import (
     created,
     cursor_key,
     idempotent_create,
@@ -24,6 +21,9 @@ from app.resources import (
     soft_delete,
     with_etag,
 )
+from app.web.etag import IfMatch
+from app.web.idempotency import IdempotencyKey
+from app.web.paging import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/garages", tags=["garages"])
 TABLE = "garages"

@@ -2,7 +2,7 @@
 
 from pydantic import ConfigDict, Field, JsonValue
 
-from app.schemas_common import AuditedOut, LongText, Name, PatchModel, RequestModel
+from app.web.models import AuditedOut, LongText, Name, PatchModel, RequestModel
 
 EXAMPLE: dict[str, JsonValue] = {
     "id": "3d6f0a8e-2c1b-4f7a-9e5d-8b2a1c0d9e7f",

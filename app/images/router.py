@@ -9,12 +9,9 @@ from fastapi.responses import JSONResponse
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import problem_responses
-from app.etag import IfMatch
-from app.idempotency import IdempotencyKey
 from app.images import queries
 from app.images.schemas import Image, ImageCreate, ImageUpdate
-from app.paging import Cursor, Limit, Page
-from app.resources import (
+from app.web.crud import (
     created,
     cursor_key,
     idempotent_create,
@@ -25,6 +22,9 @@ from app.resources import (
     soft_delete,
     with_etag,
 )
+from app.web.etag import IfMatch
+from app.web.idempotency import IdempotencyKey
+from app.web.paging import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 TABLE = "vehicle_images"

@@ -5,8 +5,8 @@ from uuid import UUID
 
 from pydantic import ConfigDict, Field
 
-from app import schemas_common as common
-from app.schemas_common import AuditedOut, PatchModel, RequestModel
+from app.web import models as common
+from app.web.models import AuditedOut, PatchModel, RequestModel
 
 EXAMPLE: dict[str, Any] = {
     "id": "c4e2a7b1-3f5d-4a8c-9b6e-1d2f3a4b5c6d",
@@ -21,7 +21,7 @@ EXAMPLE: dict[str, Any] = {
 }
 
 
-# The rule of private.is_safe_url (app/schemas_common.py). The table's own CHECKs are a looser
+# The rule of private.is_safe_url (app/web/models.py). The table's own CHECKs are a looser
 # spelling of it (they also take non-ASCII and control characters after the host).
 SafeUrl = Annotated[
     common.SafeUrl,

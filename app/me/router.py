@@ -9,10 +9,10 @@ from fastapi import APIRouter, Response
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import not_found, problem_responses
-from app.etag import IfMatch, check_if_match, etag_of
 from app.me import queries
 from app.me.schemas import MeOut, MePatch, TenantFull, TenantOut, TenantPatch
-from app.resources import set_etag
+from app.web.crud import set_etag
+from app.web.etag import IfMatch, check_if_match, etag_of
 
 router = APIRouter(prefix="/v1", tags=["me"])
 

@@ -6,7 +6,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field
 
-from app.schemas_common import RequestModel
+from app.web.models import RequestModel
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 

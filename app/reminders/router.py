@@ -13,14 +13,11 @@ from pydantic import StringConstraints
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import ProblemError, db_example, not_found, problem_responses
-from app.etag import IfMatch
-from app.idempotency import IdempotencyKey
-from app.paging import Cursor, Limit, Page, page_of
 from app.reminders import queries
 from app.reminders.due import DueState
 from app.reminders.due import due_state as compute_due_state
 from app.reminders.schemas import Reminder, ReminderCreate, ReminderUpdate, Status
-from app.resources import (
+from app.web.crud import (
     apply_changes,
     created,
     cursor_key,
@@ -30,7 +27,10 @@ from app.resources import (
     set_etag,
     soft_delete,
 )
-from app.schemas_common import IsoDate
+from app.web.etag import IfMatch
+from app.web.idempotency import IdempotencyKey
+from app.web.models import IsoDate
+from app.web.paging import Cursor, Limit, Page, page_of
 
 router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
 

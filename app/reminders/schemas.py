@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import ConfigDict, Field, model_validator
 
 from app.reminders.due import DueState
-from app.schemas_common import AuditedOut, IsoDate, LongText, Name, PatchModel, RequestModel
+from app.web.models import AuditedOut, IsoDate, LongText, Name, PatchModel, RequestModel
 
 
 class Status(StrEnum):

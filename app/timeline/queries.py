@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
-from app import idempotency
 from app.errors import ProblemError, not_found
+from app.web import idempotency
 
 # Years that always have a partition (created at install and kept by maintenance).
 ALWAYS_PARTITIONED_YEARS = 2
@@ -72,7 +72,7 @@ with event as (
 select e.id, row_to_json(d)::text as doc
 from event e {event_doc("null::uuid")}
 """  # noqa: S608 - constant fragments only
-# With an Idempotency-Key whose lock this transaction holds (app/idempotency.py LOCK): the
+# With an Idempotency-Key whose lock this transaction holds (app/web/idempotency.py LOCK): the
 # response stored under the key if there is one, else the append and its response stored, in one
 # statement. `prior` is that stored response (then nothing was appended), else `doc` the event.
 APPEND_ONCE = f"""

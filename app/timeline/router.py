@@ -12,14 +12,24 @@ from app.auth import CANONICAL_UUID, CurrentUser, accepted_user
 from app.db import ListConn, TenantConn, list_connection, list_transaction
 from app.errors import DEFAULT_EXAMPLES, ProblemError, db_example, not_found, problem_responses
 from app.fast_path import FastPathRoute, fast_path
-from app.idempotency import (
+from app.timeline import queries
+from app.timeline.schemas import (
+    Event,
+    EventCreate,
+    EventType,
+    Feed,
+    FeedItem,
+)
+from app.web.crud import cursor_key, get_live
+from app.web.idempotency import (
     IdempotencyKey,
     claim,
     legacy_request_hash,
     replay,
     request_fingerprint,
 )
-from app.paging import (
+from app.web.models import IsoDate
+from app.web.paging import (
     DEFAULT_LIMIT,
     MAX_CURSOR_LENGTH,
     MAX_LIMIT,
@@ -29,16 +39,6 @@ from app.paging import (
     decode_cursor,
     decode_error,
     encode_cursor,
-)
-from app.resources import cursor_key, get_live
-from app.schemas_common import IsoDate
-from app.timeline import queries
-from app.timeline.schemas import (
-    Event,
-    EventCreate,
-    EventType,
-    Feed,
-    FeedItem,
 )
 
 router = APIRouter(tags=["timeline"], route_class=FastPathRoute)

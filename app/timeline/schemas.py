@@ -25,7 +25,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.schemas_common import (
+from app.web.models import (
     ISO_DATE,
     SAFE_URL_DESCRIPTION,
     IsoDate,

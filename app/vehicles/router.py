@@ -9,21 +9,6 @@ from fastapi.responses import JSONResponse
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import DEFAULT_EXAMPLES, ProblemError, db_example, problem_responses
-from app.etag import IfMatch
-from app.idempotency import IdempotencyKey
-from app.paging import Cursor, Limit, Page
-from app.resources import (
-    apply_changes,
-    created,
-    cursor_key,
-    idempotent_create,
-    locked_for_change,
-    newest_first_page,
-    newest_first_position,
-    read_one,
-    soft_delete,
-    with_etag,
-)
 from app.timeline.queries import record_reading
 from app.vehicles import queries
 from app.vehicles.schemas import (
@@ -35,6 +20,21 @@ from app.vehicles.schemas import (
     VehicleUpdate,
     unidentified,
 )
+from app.web.crud import (
+    apply_changes,
+    created,
+    cursor_key,
+    idempotent_create,
+    locked_for_change,
+    newest_first_page,
+    newest_first_position,
+    read_one,
+    soft_delete,
+    with_etag,
+)
+from app.web.etag import IfMatch
+from app.web.idempotency import IdempotencyKey
+from app.web.paging import Cursor, Limit, Page
 
 router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
 TABLE = "vehicles"

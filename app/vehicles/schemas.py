@@ -11,7 +11,7 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from app.schemas_common import AuditedOut, PatchModel, RequestModel, ShortText
+from app.web.models import AuditedOut, PatchModel, RequestModel, ShortText
 
 FIRST_YEAR = 1886  # the Benz Patent-Motorwagen
 DEFAULT_TIMEZONE = "America/New_York"

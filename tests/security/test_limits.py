@@ -21,8 +21,8 @@ from fastapi import FastAPI
 from app.config import Settings
 from app.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.main import create_app
-from app.paging import MAX_LIMIT
-from app.schemas_common import MAX_JSON_DEPTH
+from app.web.models import MAX_JSON_DEPTH
+from app.web.paging import MAX_LIMIT
 from tests.helpers import User, auth, create_user
 from tests.test_cross_tenant import LIST_PATHS, SPEC
 

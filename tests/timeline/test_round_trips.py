@@ -13,9 +13,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app import idempotency
 from app.config import Settings
 from app.timeline import queries
+from app.web import idempotency
 from tests.helpers import auth, create_user
 from tests.timeline.support import make_vehicle
 

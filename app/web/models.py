@@ -1,4 +1,4 @@
-"""Request-model base shared by every domain."""
+"""The request/response model bases and the field types every domain shares."""
 
 import functools
 import re
@@ -17,9 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-# Far deeper than any body this API takes (an event's payload items are 4 levels down), far
-# shallower than anything that could exhaust the stack of code that walks the body recursively.
-MAX_JSON_DEPTH = 64
+from app.errors import MAX_JSON_DEPTH
 
 
 def body_too_deep() -> PydanticCustomError:

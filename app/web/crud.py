@@ -15,14 +15,14 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from app.errors import ProblemError, not_found
-from app.etag import check_if_match, etag_of
-from app.idempotency import (
+from app.web.etag import check_if_match, etag_of
+from app.web.idempotency import (
     legacy_request_hash,
     remember,
     replay_or_claim,
     request_fingerprint,
 )
-from app.paging import Page, decode_cursor, decode_error, page_of
+from app.web.paging import Page, decode_cursor, decode_error, page_of
 
 M = TypeVar("M", bound=BaseModel)
 Row = asyncpg.Record | Mapping[str, Any]

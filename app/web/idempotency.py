@@ -64,7 +64,7 @@ values ($1, $2, $3, $4, $5::jsonb, $6::jsonb, now())
 
 
 # The only headers a replay carries besides its own (Content-Type, Content-Length, Idempotent-
-# Replayed): those a create sets (app/resources.py `created`). Filtered when stored and again when
+# Replayed): those a create sets (app/web/crud.py `created`). Filtered when stored and again when
 # replayed, since a row can also be written by other means (direct SQL, PostgREST on Supabase) and
 # must not plant Set-Cookie, CORS or caching headers, or a Location off this origin.
 REPLAYED_HEADERS = {"location": "Location", "etag": "ETag"}
