@@ -15,8 +15,9 @@ from fastapi import Depends, Request
 
 from app.auth import Identity, require_service, require_user
 from app.config import Settings
-from app.errors import RETRY_AFTER_S, UNAVAILABLE, ProblemError
+from app.errors import RETRY_AFTER_S, ProblemError
 from app.observability import record_pool, worker_metrics_dir
+from app.sqlstate import UNAVAILABLE
 
 # One statement, transaction-local (PostgREST's txVarQuery): the role, the verified claims RLS
 # reads (DATABASE_CLAIMS of them), and the limits (role-level settings do not apply after SET

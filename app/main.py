@@ -25,6 +25,7 @@ from app.db import create_pool
 from app.edge import EdgeMiddleware
 from app.errors import install_error_handlers
 from app.observability import forget_dead_workers, metrics_endpoint, worker_metrics_dir
+from app.problem_docs import document_problems
 from app.routers import OPENAPI_TAGS, ROUTERS
 
 log = logging.getLogger("motomind")
@@ -142,6 +143,7 @@ def create_app(
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    document_problems(app)
     # Each add_middleware wraps the previous ones: the edge (added last) is the outermost, so
     # every response (CORS preflights, 413s and errors included) carries X-Request-ID. The edge's
     # own answers get the CORS headers from the same options.

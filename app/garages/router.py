@@ -7,9 +7,9 @@ from fastapi.responses import JSONResponse
 
 from app.auth import CurrentUser
 from app.db import TenantConn
-from app.errors import problem_responses
 from app.garages import queries
 from app.garages.schemas import Garage, GarageCreate, GarageUpdate
+from app.problem_docs import problem_responses
 from app.web.crud import (
     created,
     cursor_key,

@@ -8,9 +8,9 @@ from fastapi.responses import JSONResponse
 
 from app.auth import CurrentUser
 from app.db import TenantConn
-from app.errors import problem_responses
 from app.images import queries
 from app.images.schemas import Image, ImageCreate, ImageUpdate
+from app.problem_docs import problem_responses
 from app.web.crud import (
     created,
     cursor_key,

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Response
 
 from app.auth import CurrentUser
 from app.db import TenantConn
-from app.errors import not_found, problem_responses
+from app.errors import not_found
 from app.me import queries
 from app.me.schemas import MeOut, MePatch, TenantFull, TenantOut, TenantPatch
+from app.problem_docs import problem_responses
 from app.web.crud import set_etag
 from app.web.etag import IfMatch, check_if_match, etag_of
 

@@ -12,7 +12,8 @@ from pydantic import StringConstraints
 
 from app.auth import CurrentUser
 from app.db import TenantConn
-from app.errors import ProblemError, db_example, not_found, problem_responses
+from app.errors import ProblemError, not_found
+from app.problem_docs import db_example, problem_responses
 from app.reminders import queries
 from app.reminders.due import DueState
 from app.reminders.due import due_state as compute_due_state

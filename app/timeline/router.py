@@ -10,8 +10,9 @@ from fastapi import APIRouter, Body, Query, Request, Response
 
 from app.auth import CANONICAL_UUID, CurrentUser, accepted_user
 from app.db import ListConn, TenantConn, list_connection, list_transaction
-from app.errors import DEFAULT_EXAMPLES, ProblemError, db_example, not_found, problem_responses
+from app.errors import ProblemError, not_found
 from app.fast_path import FastPathRoute, fast_path
+from app.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 from app.timeline import queries
 from app.timeline.schemas import (
     Event,

@@ -8,7 +8,8 @@ from fastapi.responses import JSONResponse
 
 from app.auth import CurrentUser
 from app.db import TenantConn
-from app.errors import DEFAULT_EXAMPLES, ProblemError, db_example, problem_responses
+from app.errors import ProblemError
+from app.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 from app.timeline.queries import record_reading
 from app.vehicles import queries
 from app.vehicles.schemas import (
