@@ -3,7 +3,7 @@
 Routes never build error bodies: they raise `ProblemError` (or let asyncpg raise) and the handlers
 installed by `install_error_handlers` answer `application/problem+json` with a stable `code`
 (database errors through app/sqlstate.py's table). What the OpenAPI document says about errors is
-app/problem_docs.py's.
+app/web/problem_docs.py's.
 """
 
 import logging

@@ -25,8 +25,8 @@ from app.db import create_pool
 from app.edge import EdgeMiddleware
 from app.errors import install_error_handlers
 from app.observability import forget_dead_workers, metrics_endpoint, worker_metrics_dir
-from app.problem_docs import document_problems
 from app.routers import OPENAPI_TAGS, ROUTERS
+from app.web.problem_docs import document_problems
 
 log = logging.getLogger("motomind")
 

@@ -280,7 +280,7 @@ def test_each_error_status_shows_examples_of_its_own(app: FastAPI) -> None:
 async def test_declared_headers_are_the_ones_sent(
     app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    """The declarations follow rules (app/openapi.py): real answers hold them to the truth."""
+    """The declarations follow rules (app/web/openapi.py): real answers hold them to the truth."""
     user = await create_user(db)
     h = auth(user)
     key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}

@@ -9,7 +9,6 @@ from app.auth import CurrentUser
 from app.db import TenantConn
 from app.garages import queries
 from app.garages.schemas import Garage, GarageCreate, GarageUpdate
-from app.problem_docs import problem_responses
 from app.web.crud import (
     created,
     cursor_key,
@@ -24,6 +23,7 @@ from app.web.crud import (
 from app.web.etag import IfMatch
 from app.web.idempotency import IdempotencyKey
 from app.web.paging import Cursor, Limit, Page
+from app.web.problem_docs import problem_responses
 
 router = APIRouter(prefix="/v1/garages", tags=["garages"])
 TABLE = "garages"

@@ -10,7 +10,6 @@ from app.auth import CurrentUser
 from app.db import TenantConn
 from app.images import queries
 from app.images.schemas import Image, ImageCreate, ImageUpdate
-from app.problem_docs import problem_responses
 from app.web.crud import (
     created,
     cursor_key,
@@ -25,6 +24,7 @@ from app.web.crud import (
 from app.web.etag import IfMatch
 from app.web.idempotency import IdempotencyKey
 from app.web.paging import Cursor, Limit, Page
+from app.web.problem_docs import problem_responses
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
 TABLE = "vehicle_images"

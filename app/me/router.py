@@ -11,9 +11,9 @@ from app.db import TenantConn
 from app.errors import not_found
 from app.me import queries
 from app.me.schemas import MeOut, MePatch, TenantFull, TenantOut, TenantPatch
-from app.problem_docs import problem_responses
 from app.web.crud import set_etag
 from app.web.etag import IfMatch, check_if_match, etag_of
+from app.web.problem_docs import problem_responses
 
 router = APIRouter(prefix="/v1", tags=["me"])
 

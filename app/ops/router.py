@@ -9,7 +9,7 @@ from fastapi.encoders import jsonable_encoder
 from app.db import ServiceConn
 from app.errors import ProblemError
 from app.ops import queries
-from app.problem_docs import problem_responses
+from app.web.problem_docs import problem_responses
 
 router = APIRouter(prefix="/v1/ops", tags=["ops"])
 ERRORS = problem_responses(

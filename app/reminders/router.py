@@ -13,7 +13,6 @@ from pydantic import StringConstraints
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import ProblemError, not_found
-from app.problem_docs import db_example, problem_responses
 from app.reminders import queries
 from app.reminders.due import DueState
 from app.reminders.due import due_state as compute_due_state
@@ -32,6 +31,7 @@ from app.web.etag import IfMatch
 from app.web.idempotency import IdempotencyKey
 from app.web.models import IsoDate
 from app.web.paging import Cursor, Limit, Page, page_of
+from app.web.problem_docs import db_example, problem_responses
 
 router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
 

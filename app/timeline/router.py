@@ -12,7 +12,6 @@ from app.auth import CANONICAL_UUID, CurrentUser, accepted_user
 from app.db import ListConn, TenantConn, list_connection, list_transaction
 from app.errors import ProblemError, not_found
 from app.fast_path import FastPathRoute, fast_path
-from app.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 from app.timeline import queries
 from app.timeline.schemas import (
     Event,
@@ -41,6 +40,7 @@ from app.web.paging import (
     decode_error,
     encode_cursor,
 )
+from app.web.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 
 router = APIRouter(tags=["timeline"], route_class=FastPathRoute)
 

@@ -9,7 +9,6 @@ from fastapi.responses import JSONResponse
 from app.auth import CurrentUser
 from app.db import TenantConn
 from app.errors import ProblemError
-from app.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 from app.timeline.queries import record_reading
 from app.vehicles import queries
 from app.vehicles.schemas import (
@@ -36,6 +35,7 @@ from app.web.crud import (
 from app.web.etag import IfMatch
 from app.web.idempotency import IdempotencyKey
 from app.web.paging import Cursor, Limit, Page
+from app.web.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 
 router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
 TABLE = "vehicles"

@@ -12,8 +12,8 @@ from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
 from app.errors import PROBLEM_MEDIA_TYPE, ProblemError, not_found, problem_body
-from app.openapi import document_response_headers
 from app.sqlstate import SQLSTATE_TABLE
+from app.web.openapi import document_response_headers
 
 # --- OpenAPI models (documentation only; responses are built by `problem_response`) -------------
 
