@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from uvicorn.supervisors import Multiprocess
 
 from app.config import Settings, get_settings
-from app.database import migrate
+from app.database import cron, migrate
 from app.database.embedded import dev_secret, start_embedded
 from app.observability import configure_logging
 
@@ -82,7 +82,7 @@ async def _init(rt: Runtime) -> tuple[list[migrate.Migration], bool]:
             api_role=rt.settings.motomind_api_role,
             api_password=password.get_secret_value() if password else None,
         )
-        return applied, await migrate.schedule_cron_jobs(conn, rt.admin_dsn)
+        return applied, await cron.schedule_cron_jobs(conn, rt.admin_dsn)
     finally:
         await conn.close()
 

@@ -17,7 +17,8 @@ from fastapi import FastAPI
 
 from app.config import Settings
 from app.database.embedded import start_embedded
-from app.database.migrate import DEFAULT_API_ROLE, install
+from app.database.migrate import install
+from app.database.roles import DEFAULT_API_ROLE
 from app.db import dsn_with
 from tests.helpers import TEST_JWT_SECRET
 

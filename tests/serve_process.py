@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from app.cli import with_user
-from app.database.migrate import DEFAULT_API_ROLE
+from app.database.roles import DEFAULT_API_ROLE
 from tests.helpers import TEST_JWT_SECRET
 from tests.pgbouncer import free_port
 

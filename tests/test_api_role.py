@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from app.database.migrate import DEFAULT_API_ROLE, ensure_api_role, install
+from app.database.migrate import install
+from app.database.roles import DEFAULT_API_ROLE, ensure_api_role
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from app.auth import CurrentUser
 from app.config import Settings
-from app.database.migrate import DEFAULT_API_ROLE
+from app.database.roles import DEFAULT_API_ROLE
 from app.db import ServiceConn, TenantConn, begin_with_context
 from app.main import create_app
 from tests.helpers import create_user

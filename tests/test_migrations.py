@@ -21,12 +21,12 @@ from pydantic import SecretStr
 from app.cli import with_user
 from app.config import Settings
 from app.database.migrate import (
-    DEFAULT_API_ROLE,
     SCHEMA_VERSION,
     SchemaNewerError,
     install,
     migrations,
 )
+from app.database.roles import DEFAULT_API_ROLE
 from app.db import dsn_with
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, User, auth

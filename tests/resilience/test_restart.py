@@ -16,7 +16,8 @@ from pydantic import SecretStr
 
 from app.cli import with_user
 from app.config import Settings
-from app.database.migrate import DEFAULT_API_ROLE, install
+from app.database.migrate import install
+from app.database.roles import DEFAULT_API_ROLE
 from app.db import _init_connection
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, auth, create_user

@@ -165,7 +165,7 @@ async def test_the_api_login_cannot_switch_immutability_off(
 ) -> None:
     """Logged in as the API's role without any SET ROLE: still no way to delete events."""
     from app.cli import with_user
-    from app.database.migrate import DEFAULT_API_ROLE
+    from app.database.roles import DEFAULT_API_ROLE
 
     async with transaction_as(db, user) as conn:
         event = await conn.fetchval(INSERT_EVENT, vehicle, day(-3), 100, {})
