@@ -270,8 +270,8 @@ async def test_random_query_strings_never_fail_the_server(
 async def test_a_dependency_override_applies_to_the_lists(
     app: FastAPI, client: httpx.AsyncClient, db: asyncpg.Pool
 ) -> None:
-    """`app.dependency_overrides` reaches the routes: an override of the list connection, here
-    one opened as another user, is what the route gets (FastAPI applies it: nothing bypasses it)."""
+    """`app.dependency_overrides` reaches the routes as registered (flat, app/routers.py): an
+    override of the list connection, here one opened as another user, is what the route gets."""
     mine = await timeline_owner(client, db)
     stand_in = await timeline_owner(client, db)
     headers = auth(mine.user)
