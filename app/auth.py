@@ -23,7 +23,6 @@ from typing import Annotated, Any
 import httpx
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from fastapi.security.utils import get_authorization_scheme_param
 from jose import jwk, jwt  # type: ignore[import-untyped]
 from jose.exceptions import ExpiredSignatureError, JWTClaimsError  # type: ignore[import-untyped]
 
@@ -384,11 +383,6 @@ class TokenVerifier:
         if issuer != self.issuer and not (service and issuer == SUPABASE_SERVICE_ISSUER):
             raise InvalidTokenError("wrong issuer")
 
-    def already_verified(self, token: str) -> dict[str, Any] | None:
-        """The claims of a token `verify` accepted and would still accept from its cache; None for
-        any other. Fetches nothing and raises nothing (the fast paths: app/fast_path.py)."""
-        return self._cached(hashlib.sha256(token.encode()).digest())
-
     def _cached(self, digest: bytes) -> dict[str, Any] | None:
         """A cached token's claims while its key is in use: the HMAC secret, or a JWKS key still
         published, unchanged, in a fresh key set. So a key's removal ends its tokens at the next
@@ -524,10 +518,15 @@ def get_verifier(request: Request) -> TokenVerifier:
     return verifier
 
 
+# The bearer scheme as a dependency: what puts the security scheme on every operation of the
+# OpenAPI document. The connection dependencies (app/db.py) and the ones below take it.
+Bearer = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)]
+
+
 async def verified_claims(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer_scheme)],
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> dict[str, Any]:
+    """The token's verified claims, or the problem to answer (401, or 503 without keys)."""
     if credentials is None:
         if request.headers.get("authorization"):
             raise invalid_token("expected a Bearer token")
@@ -556,46 +555,30 @@ def _identity(claims: dict[str, Any], role: str) -> Identity:
         raise invalid_token(str(exc)) from None
 
 
-def _user_identity(claims: dict[str, Any]) -> UserIdentity:
-    identity = _identity(claims, ROLE_AUTHENTICATED)
+async def user_identity(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> UserIdentity:
+    """An `authenticated` user's verified identity (tenant routes), else the 401/403."""
+    identity = _identity(await verified_claims(request, credentials), ROLE_AUTHENTICATED)
     if not isinstance(identity, UserIdentity):  # pragma: no cover - identity_for makes one
         raise TypeError("an authenticated identity without a user id")
     return identity
 
 
-async def require_user(
-    claims: Annotated[dict[str, Any], Depends(verified_claims)],
-) -> UserIdentity:
-    """An `authenticated` user's token (tenant routes)."""
-    return _user_identity(claims)
-
-
-def accepted_user(request: Request) -> UserIdentity | None:
-    """For a fast path (app/fast_path.py): the identity require_user would give for this request
-    when it has accepted the same token before (the verifier's cache: within the token's `exp`,
-    while its key is in use); None otherwise, and require_user then decides, saying why. A fast
-    path thus never verifies a token itself: no key fetch, no error of its own."""
-    scheme, token = get_authorization_scheme_param(request.headers.get("authorization"))
-    if scheme.lower() != "bearer" or not token:
-        return None
-    claims = get_verifier(request).already_verified(token)
-    if claims is None:
-        return None
-    try:
-        return _user_identity(claims)
-    except ProblemError:  # a valid token of another role, or a bad `sub`: require_user's 401/403
-        return None
-
-
-async def require_service(
-    claims: Annotated[dict[str, Any], Depends(verified_claims)],
+async def service_identity(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
 ) -> Identity:
-    """A `service_role` token (the /v1/ops routes only)."""
-    return _identity(claims, ROLE_SERVICE)
+    """A `service_role` token's verified identity (the /v1/ops routes only), else the 401/403."""
+    return _identity(await verified_claims(request, credentials), ROLE_SERVICE)
+
+
+async def require_user(request: Request, credentials: Bearer) -> UserIdentity:
+    """The caller, for a route that needs the user id besides its connection (which verifies the
+    same token again: a hit of the verified-token cache)."""
+    return await user_identity(request, credentials)
 
 
 CurrentUser = Annotated[UserIdentity, Depends(require_user)]
-ServiceIdentity = Annotated[Identity, Depends(require_service)]
 
 
 # --- Issuing (development: `motomind token`) -----------------------------------------------------

@@ -6,14 +6,14 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from types import TracebackType
 from typing import Annotated, Any, cast
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 from fastapi import Depends, Request
 
-from app.auth import Identity, require_service, require_user
+from app.auth import Bearer, Identity, service_identity, user_identity
 from app.config import Settings
 from app.errors import RETRY_AFTER_S, ProblemError
 from app.observability import record_pool, worker_metrics_dir
@@ -201,36 +201,57 @@ def no_tenant() -> ProblemError:
     )
 
 
-@asynccontextmanager
-async def _transaction(
-    request: Request, *, role: str, identity: Identity, tenant: bool, keyset_list: bool = False
-) -> AsyncIterator[asyncpg.Connection]:
-    state = request.app.state.motomind
-    pool: asyncpg.Pool = state.pool
-    settings: Settings = state.settings
-    try:
-        # Bounded here rather than by acquire(timeout=), which runs the wait as a Task of its own.
-        async with asyncio.timeout(settings.db_pool_timeout_s):
-            proxy = await pool.acquire()
-    except TimeoutError:
-        raise pool_exhausted() from None
-    if SHARED_METRICS:  # other workers may answer /metrics: keep this one's gauges current
-        record_pool(pool)
-    # The proxy forwards every Connection method; queries are typed against Connection.
-    conn = cast(asyncpg.Connection, proxy)
-    try:
-        claims = database_claims(identity.claims)
-        tenant_id: uuid.UUID | None = identity.tenant_id
-        request.state.user_id = str(identity.user_id) if identity.user_id else None
-        if tenant and tenant_id is not None:
-            claims["tenant_id"] = str(tenant_id)
-        begin = begin_with_context(
-            role=role, claims=claims, settings=settings, keyset_list=keyset_list
-        )
+class RequestTransaction:
+    """The request's transaction: a pooled connection, BEGIN with the request context (one round
+    trip), and at the end COMMIT (before the response is sent: scope="function"), or ROLLBACK when
+    the request failed; the connection is then released. A lost connection is terminated and
+    answered 503. A plain async context manager, so each request pays for no generator."""
+
+    __slots__ = ("_conn", "_identity", "_keyset_list", "_proxy", "_request", "_role", "_tenant")
+
+    def __init__(
+        self,
+        request: Request,
+        *,
+        role: str,
+        identity: Identity,
+        tenant: bool,
+        keyset_list: bool = False,
+    ) -> None:
+        self._request = request
+        self._role = role
+        self._identity = identity
+        self._tenant = tenant
+        self._keyset_list = keyset_list
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        request = self._request
+        state = request.app.state.motomind
+        pool: asyncpg.Pool = state.pool
+        settings: Settings = state.settings
         try:
+            # Bounded here rather than by acquire(timeout=), which runs the wait as a Task.
+            async with asyncio.timeout(settings.db_pool_timeout_s):
+                self._proxy = await pool.acquire()
+        except TimeoutError:
+            raise pool_exhausted() from None
+        if SHARED_METRICS:  # other workers may answer /metrics: keep this one's gauges current
+            record_pool(pool)
+        # The proxy forwards every Connection method; queries are typed against Connection.
+        conn = self._conn = cast(asyncpg.Connection, self._proxy)
+        try:
+            identity, role, keyset_list = self._identity, self._role, self._keyset_list
+            claims = database_claims(identity.claims)
+            tenant_id: uuid.UUID | None = identity.tenant_id
+            request.state.user_id = str(identity.user_id) if identity.user_id else None
+            if self._tenant and tenant_id is not None:
+                claims["tenant_id"] = str(tenant_id)
+            begin = begin_with_context(
+                role=role, claims=claims, settings=settings, keyset_list=keyset_list
+            )
             # A manual BEGIN: request code must not open conn.transaction() (asyncpg refuses).
             await conn.execute(begin)
-            if tenant and tenant_id is None:
+            if self._tenant and tenant_id is None:
                 # No tenant in the token: the caller's profile decides (as RLS would).
                 tenant_id = await conn.fetchval(RESOLVE_TENANT)
                 if tenant_id is None:
@@ -240,74 +261,101 @@ async def _transaction(
                     conn, role=role, claims=claims, settings=settings, keyset_list=keyset_list
                 )
             request.state.tenant_id = str(tenant_id) if tenant_id else None
-            yield conn
+        except BaseException as exc:
+            await self.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is not None:
+                await self._end_failed(exc)
+            else:
+                await self._commit()
+        finally:
+            await self._release()
+
+    async def _end_failed(self, exc: BaseException) -> None:
+        conn = self._conn
+        if connection_lost(exc) or conn.is_closed():
+            # Its state is unknown: closed, never rolled back or pooled again.
+            conn.terminate()
+        else:
+            try:
+                await conn.execute("rollback")
+            except Exception as rollback_exc:  # the original error matters more
+                _log.warning("rollback failed: %s", type(rollback_exc).__name__)
+                conn.terminate()
+        if connection_lost(exc):
+            _log.warning("database connection lost: %s", type(exc).__name__)
+            raise database_unavailable() from exc
+
+    async def _commit(self) -> None:
+        conn = self._conn
+        # Before the response is sent (scope="function"): a failed commit is the client's error.
+        try:
+            status = await conn.execute("commit")
         except BaseException as exc:
             if connection_lost(exc) or conn.is_closed():
-                # Its state is unknown: closed, never rolled back or pooled again.
-                conn.terminate()
-            else:
-                try:
-                    await conn.execute("rollback")
-                except Exception as rollback_exc:  # the original error matters more
-                    _log.warning("rollback failed: %s", type(rollback_exc).__name__)
-                    conn.terminate()
+                conn.terminate()  # the commit's outcome is unknown: so is the connection
             if connection_lost(exc):
-                _log.warning("database connection lost: %s", type(exc).__name__)
+                _log.warning("database connection lost at commit: %s", type(exc).__name__)
                 raise database_unavailable() from exc
             raise
-        else:
-            # Before the response is sent (scope="function"): a failed commit is the client's error.
-            try:
-                status = await conn.execute("commit")
-            except BaseException as exc:
-                if connection_lost(exc) or conn.is_closed():
-                    conn.terminate()  # the commit's outcome is unknown: so is the connection
-                if connection_lost(exc):
-                    _log.warning("database connection lost at commit: %s", type(exc).__name__)
-                    raise database_unavailable() from exc
-                raise
-            if status != "COMMIT":  # an aborted transaction rolls back
-                raise RuntimeError("the request's transaction was aborted yet not reported")
-    finally:
+        if status != "COMMIT":  # an aborted transaction rolls back
+            raise RuntimeError("the request's transaction was aborted yet not reported")
+
+    async def _release(self) -> None:
+        state = self._request.app.state.motomind
+        pool: asyncpg.Pool = state.pool
         try:
-            await pool.release(proxy, timeout=settings.db_pool_timeout_s)
+            await pool.release(self._proxy, timeout=state.settings.db_pool_timeout_s)
         except Exception as exc:  # asyncpg has terminated it; the answer stands
             _log.warning("connection release failed: %s", type(exc).__name__)
         if SHARED_METRICS:
             record_pool(pool)
 
 
+# One dependency per kind of connection: each verifies the token (its only sub-dependency is the
+# bearer scheme, which the OpenAPI document shows) and opens the request's transaction. A route
+# receives its connection from exactly one of them; FastAPI solves one level, not a chain.
+
+
 async def tenant_connection(
-    request: Request, identity: Annotated[Identity, Depends(require_user)]
+    request: Request, credentials: Bearer
 ) -> AsyncIterator[asyncpg.Connection]:
     """The request's connection: one transaction as `authenticated`, with the verified claims."""
-    async with _transaction(request, role="authenticated", identity=identity, tenant=True) as conn:
+    identity = await user_identity(request, credentials)
+    async with RequestTransaction(
+        request, role="authenticated", identity=identity, tenant=True
+    ) as conn:
         yield conn
 
 
-def list_transaction(
-    request: Request, identity: Identity
-) -> AbstractAsyncContextManager[asyncpg.Connection]:
-    """A keyset list's transaction over a long history (sorting discouraged), as `authenticated`:
-    what ListConn gives a route, and what a fast path (app/fast_path.py) opens itself."""
-    return _transaction(
-        request, role="authenticated", identity=identity, tenant=True, keyset_list=True
-    )
-
-
 async def list_connection(
-    request: Request, identity: Annotated[Identity, Depends(require_user)]
+    request: Request, credentials: Bearer
 ) -> AsyncIterator[asyncpg.Connection]:
     """tenant_connection for a keyset list over a long history: sorting discouraged."""
-    async with list_transaction(request, identity) as conn:
+    identity = await user_identity(request, credentials)
+    async with RequestTransaction(
+        request, role="authenticated", identity=identity, tenant=True, keyset_list=True
+    ) as conn:
         yield conn
 
 
 async def service_connection(
-    request: Request, identity: Annotated[Identity, Depends(require_service)]
+    request: Request, credentials: Bearer
 ) -> AsyncIterator[asyncpg.Connection]:
     """For /v1/ops: one transaction as `service_role` (service tokens only)."""
-    async with _transaction(request, role="service_role", identity=identity, tenant=False) as conn:
+    identity = await service_identity(request, credentials)
+    async with RequestTransaction(
+        request, role="service_role", identity=identity, tenant=False
+    ) as conn:
         yield conn
 
 

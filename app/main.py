@@ -25,7 +25,7 @@ from app.db import create_pool
 from app.edge import EdgeMiddleware
 from app.errors import install_error_handlers
 from app.observability import forget_dead_workers, metrics_endpoint, worker_metrics_dir
-from app.routers import OPENAPI_TAGS, ROUTERS
+from app.routers import OPENAPI_TAGS, register
 from app.web.problem_docs import document_problems
 
 log = logging.getLogger("motomind")
@@ -152,8 +152,7 @@ def create_app(
         app.add_middleware(CORSMiddleware, **cors)
     app.add_middleware(EdgeMiddleware, cors=cors)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
-    for router in ROUTERS:
-        app.include_router(router)
+    register(app)  # flat: see app/routers.py
 
     @app.get("/healthz", tags=["health"], summary="Liveness")
     async def healthz() -> dict[str, str]:

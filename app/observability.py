@@ -41,11 +41,6 @@ POOL_IN_USE = Gauge(
     "motomind_db_pool_in_use", "Database connections checked out", multiprocess_mode="livesum"
 )
 POOL_SIZE = Gauge("motomind_db_pool_size", "Database connections open", multiprocess_mode="livesum")
-FAST_PATH_REQUESTS = Counter(
-    "motomind_fast_path_requests_total",
-    "Requests taken by their route's fast path (app/fast_path.py) instead of FastAPI's handling",
-    ["route"],
-)
 JWKS_FETCHES = Counter("motomind_jwks_fetches_total", "JWKS fetches", ["outcome"])
 MAINTENANCE_RUNS = Counter(
     "motomind_maintenance_runs_total", "In-app maintenance runs", ["job", "outcome"]

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.cpu                       # the GET cases, after `python -m bench.run`
     .venv/bin/python -m bench.cpu --profile 30 /v1/vehicles/{vehicle}/timeline
-    .venv/bin/python -m bench.cpu '/v1/vehicles/{vehicle}/timeline?x=1'  # FastAPI's own handling
+    .venv/bin/python -m bench.cpu --profile 30 --sort cumulative /v1/vehicles/{vehicle}
 
 The real app (create_app, its lifespan, pool and middleware) is called as an ASGI application in
 this process, with real tokens, against the seeded benchmark database; `{vehicle}` is replaced by
@@ -84,7 +84,7 @@ async def measure(app: Any, tenants: list[dict[str, Any]], path: str, args: Any)
             profile.disable()
         rounds.append((time.process_time() - started) / (per_client * args.concurrency) * 1e6)
         if profile:
-            pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+            pstats.Stats(profile).sort_stats(args.sort).print_stats(args.profile)
     return rounds
 
 
@@ -114,6 +114,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per round")
     parser.add_argument("--concurrency", type=int, default=4, help="requests in flight (pool)")
     parser.add_argument("--profile", type=int, default=0, help="print the top N of cProfile")
+    parser.add_argument("--sort", default="tottime", help="cProfile's order (e.g. cumulative)")
     args = parser.parse_args()
     os.environ.update(
         DATABASE_URL=with_user(dsn_with(args.server, database=args.database), "authenticator"),

@@ -1,6 +1,5 @@
 """/v1/timeline: the append-only event log, and the dashboard feed."""
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, NoReturn
 from uuid import UUID
@@ -8,10 +7,9 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from app.auth import CANONICAL_UUID, CurrentUser, accepted_user
-from app.db import ListConn, TenantConn, list_connection, list_transaction
+from app.auth import CurrentUser
+from app.db import ListConn, TenantConn
 from app.errors import ProblemError, not_found
-from app.fast_path import FastPathRoute, fast_path
 from app.timeline import queries
 from app.timeline.schemas import (
     Event,
@@ -31,8 +29,6 @@ from app.web.idempotency import (
 from app.web.models import IsoDate
 from app.web.paging import (
     DEFAULT_LIMIT,
-    MAX_CURSOR_LENGTH,
-    MAX_LIMIT,
     Cursor,
     Limit,
     Page,
@@ -42,7 +38,7 @@ from app.web.paging import (
 )
 from app.web.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 
-router = APIRouter(tags=["timeline"], route_class=FastPathRoute)
+router = APIRouter(tags=["timeline"])
 
 TypeFilter = Annotated[
     list[EventType] | None,
@@ -196,44 +192,6 @@ async def _page(
     return Response(body, media_type="application/json")
 
 
-_CANONICAL_LIMIT = re.compile(rf"[1-9][0-9]{{0,{len(str(MAX_LIMIT)) - 1}}}")  # no sign, no 0s
-
-
-async def _everyday_page(request: Request) -> Response | None:
-    """The two lists' fast path (app/fast_path.py): a user token already accepted, the vehicle's
-    id in canonical form, no filter, and `limit` and `cursor` at most once each, plainly written.
-    None for anything else: the route's parameters and dependencies then take it."""
-    identity = accepted_user(request)
-    if identity is None:
-        return None
-    vehicle_id: UUID | None = None
-    if (in_path := request.path_params.get("vehicle_id")) is not None:
-        if not CANONICAL_UUID.fullmatch(in_path):
-            return None
-        vehicle_id = UUID(in_path)
-    limit, cursor = DEFAULT_LIMIT, None
-    seen: set[str] = set()
-    for name, value in request.query_params.multi_items():
-        if name in seen or not value:
-            return None
-        seen.add(name)
-        if name == "limit" and _CANONICAL_LIMIT.fullmatch(value) and int(value) <= MAX_LIMIT:
-            limit = int(value)
-        elif name == "cursor" and len(value) <= MAX_CURSOR_LENGTH:
-            cursor = value
-        else:
-            return None
-    async with list_transaction(request, identity) as conn:
-        return await _page(
-            request,
-            conn,
-            vehicle_id=vehicle_id,
-            limit=limit,
-            cursor=cursor,
-            vehicle_must_exist=vehicle_id is not None,
-        )
-
-
 @router.get(
     "/v1/vehicles/{vehicle_id}/timeline",
     response_model=Page[Event],
@@ -241,7 +199,6 @@ async def _everyday_page(request: Request) -> Response | None:
     tags=["vehicles"],
     responses=_READ_ERRORS,
 )
-@fast_path(_everyday_page, replaces=list_connection)
 async def vehicle_timeline(
     vehicle_id: UUID,
     request: Request,
@@ -273,7 +230,6 @@ async def vehicle_timeline(
     summary="List events",
     responses=_READ_ERRORS,
 )
-@fast_path(_everyday_page, replaces=list_connection)
 async def list_events(
     request: Request,
     conn: ListConn,

@@ -27,7 +27,7 @@ async def _backends(db: asyncpg.Pool, name: str) -> int:
     )
 
 
-@pytest.mark.parametrize("path", ["/v1/vehicles", "/v1/timeline"])  # timeline: the fast path
+@pytest.mark.parametrize("path", ["/v1/vehicles", "/v1/timeline"])  # timeline: a ListConn
 async def test_a_connection_left_busy_by_a_lost_server_is_503_and_closed(
     database_url: str, db: asyncpg.Pool, path: str
 ) -> None:
@@ -54,7 +54,7 @@ async def test_a_connection_left_busy_by_a_lost_server_is_503_and_closed(
                 transport=httpx.ASGITransport(app=manager.app), base_url="http://test", timeout=30
             ) as client,
         ):
-            for _ in range(2):  # the second timeline page takes the fast path
+            for _ in range(2):  # the second with the token from the verifier's cache
                 assert (await client.get(path, headers=headers)).status_code == 200
             assert await _backends(db, name) == 1
             proxy.hold_eof = True
