@@ -20,10 +20,10 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 from uvicorn.supervisors import Multiprocess
 
-from app.config import Settings, get_settings
+from app.core.config import Settings, get_settings
+from app.core.observability import configure_logging
 from app.database import cron, migrate
 from app.database.embedded import dev_secret, start_embedded
-from app.observability import configure_logging
 
 cli = typer.Typer(
     help="MotoMind API", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
@@ -248,7 +248,7 @@ def token(
     role: str = typer.Option("authenticated", help="authenticated or service_role."),
 ) -> None:
     """Print a JWT signed with the configured HS256 secret (development and debugging)."""
-    from app.auth import issue_token
+    from app.core.auth import issue_token
 
     rt = runtime()
     secret = rt.settings.supabase_jwt_secret
@@ -278,7 +278,7 @@ async def _demo(rt: Runtime, email: str) -> tuple[str, str, int]:
 @cli.command()
 def demo(ttl: int = typer.Option(86400, min=1, help="Token lifetime in seconds.")) -> None:
     """Load a demo tenant (2 garages, 3 vehicles, a year of timeline) and print a token for it."""
-    from app.auth import issue_token
+    from app.core.auth import issue_token
 
     rt = runtime()
     secret = rt.settings.supabase_jwt_secret

@@ -18,13 +18,13 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from prometheus_client import multiprocess
 
-from app.auth import TokenVerifier
-from app.config import Settings, get_settings
+from app.core.auth import TokenVerifier
+from app.core.config import Settings, get_settings
+from app.core.db import create_pool
+from app.core.edge import EdgeMiddleware
+from app.core.errors import install_error_handlers
+from app.core.observability import forget_dead_workers, metrics_endpoint, worker_metrics_dir
 from app.database import maintenance, migrate
-from app.db import create_pool
-from app.edge import EdgeMiddleware
-from app.errors import install_error_handlers
-from app.observability import forget_dead_workers, metrics_endpoint, worker_metrics_dir
 from app.routers import OPENAPI_TAGS, register
 from app.web.problem_docs import document_problems
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from app.db import SET_LIST_CONTEXT, SET_REQUEST_CONTEXT
+from app.core.db import SET_LIST_CONTEXT, SET_REQUEST_CONTEXT
 from app.timeline import queries as timeline
 from app.vehicles import queries as vehicles
 from app.web import idempotency

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from app.cli import with_user
-from app.db import dsn_with
+from app.core.db import dsn_with
 from bench.seed import BENCH_SECRET, DEFAULT_SERVER, OUT_DIR
 
 CASES = ["/v1/vehicles/{vehicle}/timeline", "/v1/vehicles/{vehicle}", "/v1/vehicles"]
@@ -91,9 +91,9 @@ async def measure(app: Any, tenants: list[dict[str, Any]], path: str, args: Any)
 async def run(args: argparse.Namespace) -> None:
     from asgi_lifespan import LifespanManager
 
-    from app.config import get_settings
+    from app.core.config import get_settings
+    from app.core.observability import configure_logging
     from app.main import create_app
-    from app.observability import configure_logging
 
     configure_logging(get_settings())  # as `motomind serve` does
 

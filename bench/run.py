@@ -38,7 +38,7 @@ import asyncpg
 import psutil
 
 from app.cli import with_user
-from app.db import SET_LIST_CONTEXT, database_claims, dsn_with
+from app.core.db import SET_LIST_CONTEXT, database_claims, dsn_with
 from app.timeline import queries as timeline
 from app.web.paging import encode_cursor
 from bench import cases as bench_cases

@@ -32,10 +32,10 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
-from app.auth import issue_token
-from app.config import Settings
+from app.core.auth import issue_token
+from app.core.config import Settings
+from app.core.db import dsn_with
 from app.database.migrate import install
-from app.db import dsn_with
 
 BENCH_SECRET = "bench-secret-" + "b" * 40
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

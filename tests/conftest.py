@@ -15,11 +15,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.config import Settings
+from app.core.config import Settings
+from app.core.db import dsn_with
 from app.database.embedded import start_embedded
 from app.database.migrate import install
 from app.database.roles import DEFAULT_API_ROLE
-from app.db import dsn_with
 from tests.helpers import TEST_JWT_SECRET
 
 
@@ -61,7 +61,7 @@ async def database_url(server_url: str) -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     """The owner's pool on the test database (bypasses nothing: tests switch role like the app)."""
-    from app.db import _init_connection
+    from app.core.db import _init_connection
 
     pool = await asyncpg.create_pool(database_url, min_size=1, max_size=8, init=_init_connection)
     assert pool is not None

@@ -10,8 +10,8 @@ from typing import Any
 
 import asyncpg
 
-from app.config import Settings
-from app.db import set_request_context
+from app.core.config import Settings
+from app.core.db import set_request_context
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def token_for(user: User, *, ttl: int = 600, **extra: Any) -> str:
     """A real HS256 access token for the user, signed as Supabase Auth would sign it."""
     from pydantic import SecretStr
 
-    from app.auth import issue_token
+    from app.core.auth import issue_token
 
     settings = Settings(supabase_jwt_secret=SecretStr(TEST_JWT_SECRET))
     claims = {"email": user.email, "tenant_id": str(user.tenant_id), **extra}

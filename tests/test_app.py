@@ -10,10 +10,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 
 from app.cli import with_user
-from app.config import Settings
-from app.db import dsn_with
+from app.core.config import Settings
+from app.core.db import dsn_with
+from app.core.observability import configure_logging
 from app.main import create_app
-from app.observability import configure_logging
 
 
 async def test_healthz_and_readyz(client: httpx.AsyncClient) -> None:

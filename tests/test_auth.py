@@ -19,8 +19,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
 
-from app.auth import JWKS_COOLDOWN_S, JWKS_TTL_S, TokenVerifier, issue_token
-from app.config import Settings
+from app.core.auth import JWKS_COOLDOWN_S, JWKS_TTL_S, TokenVerifier, issue_token
+from app.core.config import Settings
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, User, create_user
 from tests.jwt_support import (

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from app.edge import MAX_BODY_BYTES
+from app.core.edge import MAX_BODY_BYTES
 from tests.serve_process import running_serve, serve_env
 
 CHROMIUM_NAMES = ("chromium-headless-shell", "chromium", "chromium-browser", "google-chrome")

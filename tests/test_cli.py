@@ -18,8 +18,8 @@ import asyncpg
 import httpx
 import pytest
 
+from app.core.db import dsn_with
 from app.database.migrate import SCHEMA_VERSION
-from app.db import dsn_with
 
 MOTOMIND = [sys.executable, "-m", "app"]
 

@@ -9,8 +9,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI
 
-from app.config import Settings
-from app.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from app.core.config import Settings
+from app.core.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.main import CORS_ALLOW_HEADERS, CORS_EXPOSE_HEADERS, create_app
 from tests.helpers import auth, create_user
 

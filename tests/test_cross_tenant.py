@@ -18,7 +18,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, User, auth, create_user
 

@@ -13,10 +13,10 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter, FastAPI, Request
 
-from app.auth import CurrentUser
-from app.config import Settings
+from app.core.auth import CurrentUser
+from app.core.config import Settings
+from app.core.db import ServiceConn, TenantConn, begin_with_context
 from app.database.roles import DEFAULT_API_ROLE
-from app.db import ServiceConn, TenantConn, begin_with_context
 from app.main import create_app
 from tests.helpers import create_user
 from tests.jwt_support import DROP, bearer, claims, hs256

@@ -10,8 +10,8 @@ import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import APIRouter
 
-from app.config import Settings
-from app.db import TenantConn
+from app.core.config import Settings
+from app.core.db import TenantConn
 from app.main import create_app
 from tests.helpers import auth, create_user
 

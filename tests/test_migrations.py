@@ -19,7 +19,8 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from app.cli import with_user
-from app.config import Settings
+from app.core.config import Settings
+from app.core.db import dsn_with
 from app.database.migrate import (
     SCHEMA_VERSION,
     SchemaNewerError,
@@ -27,7 +28,6 @@ from app.database.migrate import (
     migrations,
 )
 from app.database.roles import DEFAULT_API_ROLE
-from app.db import dsn_with
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, User, auth
 
@@ -59,7 +59,7 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
 
 
 async def connect(url: str) -> asyncpg.Connection:
-    from app.db import _init_connection as json_codecs  # the app's own jsonb codec, for tests
+    from app.core.db import _init_connection as json_codecs  # the app's own jsonb codec, for tests
 
     conn = await asyncpg.connect(url)
     await json_codecs(conn)

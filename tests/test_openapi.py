@@ -202,7 +202,7 @@ def test_retries_and_challenges_declare_their_headers(app: FastAPI) -> None:
             assert declared(app, op, "405")["Allow"]["required"], (method, path)
 
 
-# Codes the API answers with each status (contract §2-§5, app/errors.py, the routes).
+# Codes the API answers with each status (contract §2-§5, app/core/errors.py, the routes).
 PLAUSIBLE = {
     400: {"malformed_json", "body_too_deep"},
     401: {"invalid_token", "missing_token"},

@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 
 import app
-from app.db import LIST_PLANNER
+from app.core.db import LIST_PLANNER
 from app.timeline.queries import list_sql
 from tests.helpers import User, as_user, create_user, page_events
 

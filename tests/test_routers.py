@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
 from app import main
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from app.routers import ROUTERS, register
 

@@ -6,8 +6,8 @@ from typing import Any
 
 import asyncpg
 
+from app.core.db import dsn_with
 from app.database.migrate import SCHEMA_VERSION, install
-from app.db import dsn_with
 from tests.helpers import as_role
 
 TABLES = [

@@ -14,8 +14,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from app.config import Settings
-from app.db import set_request_context
+from app.core.config import Settings
+from app.core.db import set_request_context
 from tests.helpers import User, as_user, claims_for, create_user
 
 TODAY = dt.date.today()

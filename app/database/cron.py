@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from app.db import dsn_with
+from app.core.db import dsn_with
 
 CRON_JOBS = {
     "refresh-timeline": ("*/5 * * * *", "select public.refresh_timeline()"),

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
-from app.config import Settings
-from app.db import set_request_context
+from app.core.config import Settings
+from app.core.db import set_request_context
 
 log = logging.getLogger("motomind.demo")
 

@@ -11,8 +11,8 @@ import random
 
 import asyncpg
 
-from app.config import Settings
-from app.observability import MAINTENANCE_RUNS
+from app.core.config import Settings
+from app.core.observability import MAINTENANCE_RUNS
 
 log = logging.getLogger("motomind.maintenance")
 

@@ -5,8 +5,8 @@ from uuid import UUID
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth import CurrentUser
-from app.db import TenantConn
+from app.core.auth import CurrentUser
+from app.core.db import TenantConn
 from app.garages import queries
 from app.garages.schemas import Garage, GarageCreate, GarageUpdate
 from app.web.crud import (

@@ -6,8 +6,8 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth import CurrentUser
-from app.db import TenantConn
+from app.core.auth import CurrentUser
+from app.core.db import TenantConn
 from app.images import queries
 from app.images.schemas import Image, ImageCreate, ImageUpdate
 from app.web.crud import (

@@ -6,9 +6,9 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Response
 
-from app.auth import CurrentUser
-from app.db import TenantConn
-from app.errors import not_found
+from app.core.auth import CurrentUser
+from app.core.db import TenantConn
+from app.core.errors import not_found
 from app.me import queries
 from app.me.schemas import MeOut, MePatch, TenantFull, TenantOut, TenantPatch
 from app.web.crud import set_etag

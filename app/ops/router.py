@@ -6,8 +6,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.encoders import jsonable_encoder
 
-from app.db import ServiceConn
-from app.errors import ProblemError
+from app.core.db import ServiceConn
+from app.core.errors import ProblemError
 from app.ops import queries
 from app.web.problem_docs import problem_responses
 

@@ -10,9 +10,9 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import StringConstraints
 
-from app.auth import CurrentUser
-from app.db import TenantConn
-from app.errors import ProblemError, not_found
+from app.core.auth import CurrentUser
+from app.core.db import TenantConn
+from app.core.errors import ProblemError, not_found
 from app.reminders import queries
 from app.reminders.due import DueState
 from app.reminders.due import due_state as compute_due_state

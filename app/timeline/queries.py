@@ -14,7 +14,7 @@ from uuid import UUID
 
 import asyncpg
 
-from app.errors import ProblemError, not_found
+from app.core.errors import ProblemError, not_found
 from app.web import idempotency
 
 # Years that always have a partition (created at install and kept by maintenance).
@@ -288,7 +288,7 @@ async def list_events(
     }
     if after is not None:
         values["after_date"], values["after_created_at"], values["after_id"] = after
-    # Run on a ListConn (sorting discouraged, app/db.py LIST_PLANNER): RLS's tenant_id =
+    # Run on a ListConn (sorting discouraged, app/core/db.py LIST_PLANNER): RLS's tenant_id =
     # current_tenant_id() is estimated as if independent of vehicle_id, and old yearly partitions
     # are tiny, so the planner may think a vehicle has a handful of rows and sort them all; a
     # vehicle's history can be long. The ordered index scan is always right here.

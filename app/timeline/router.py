@@ -7,9 +7,9 @@ from uuid import UUID
 import asyncpg
 from fastapi import APIRouter, Body, Query, Request, Response
 
-from app.auth import CurrentUser
-from app.db import ListConn, TenantConn
-from app.errors import ProblemError, not_found
+from app.core.auth import CurrentUser
+from app.core.db import ListConn, TenantConn
+from app.core.errors import ProblemError, not_found
 from app.timeline import queries
 from app.timeline.schemas import (
     Event,

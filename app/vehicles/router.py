@@ -6,9 +6,9 @@ from uuid import UUID
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from app.auth import CurrentUser
-from app.db import TenantConn
-from app.errors import ProblemError
+from app.core.auth import CurrentUser
+from app.core.db import TenantConn
+from app.core.errors import ProblemError
 from app.timeline.queries import record_reading
 from app.vehicles import queries
 from app.vehicles.schemas import (

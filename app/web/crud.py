@@ -14,7 +14,7 @@ from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.errors import ProblemError, not_found
+from app.core.errors import ProblemError, not_found
 from app.web.etag import check_if_match, etag_of
 from app.web.idempotency import (
     legacy_request_hash,

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import Header
 
-from app.errors import ProblemError
+from app.core.errors import ProblemError
 
 IfMatch = Annotated[
     str | None,

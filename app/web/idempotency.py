@@ -23,7 +23,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from app.errors import ProblemError
+from app.core.errors import ProblemError
 
 IdempotencyKey = Annotated[
     str | None,

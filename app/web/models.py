@@ -17,7 +17,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from app.errors import MAX_JSON_DEPTH
+from app.core.errors import MAX_JSON_DEPTH
 
 
 def body_too_deep() -> PydanticCustomError:

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel, Field
 
-from app.errors import ProblemError
+from app.core.errors import ProblemError
 
 T = TypeVar("T")
 

@@ -1,6 +1,6 @@
 """What the OpenAPI document says about errors: the Problem schema, each route's documented
 error statuses with examples of their own codes, and the statuses every route can answer
-(the machinery's 400/413/415/422). Documentation only: app/errors.py answers the requests."""
+(the machinery's 400/413/415/422). Documentation only: app/core/errors.py answers the requests."""
 
 import copy
 from collections.abc import Sequence
@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, Field
 
-from app.errors import PROBLEM_MEDIA_TYPE, ProblemError, not_found, problem_body
-from app.sqlstate import SQLSTATE_TABLE
+from app.core.errors import PROBLEM_MEDIA_TYPE, ProblemError, not_found, problem_body
+from app.core.sqlstate import SQLSTATE_TABLE
 from app.web.openapi import document_response_headers
 
 # --- OpenAPI models (documentation only; responses are built by `problem_response`) -------------

@@ -7,8 +7,8 @@ import asyncpg
 import httpx
 from pydantic import SecretStr
 
-from app.auth import issue_token
-from app.config import Settings
+from app.core.auth import issue_token
+from app.core.config import Settings
 from app.database.maintenance import run_if_due
 from tests.helpers import TEST_JWT_SECRET, auth, create_user
 
@@ -64,7 +64,7 @@ async def test_manual_maintenance_refreshes_the_feed_and_records_the_run(
 async def test_scheduler_runs_once_across_processes(settings: Settings, database_url: str) -> None:
     """Five pools (five API processes) race for one due run: exactly one runs it."""
     from app.cli import with_user
-    from app.db import create_pool
+    from app.core.db import create_pool
 
     dsn = with_user(database_url, "authenticator")
     pools = [await create_pool(dsn, settings) for _ in range(5)]

@@ -13,8 +13,8 @@ import asyncpg
 import pytest
 
 from app.cli import with_user
+from app.core.db import dsn_with
 from app.database.migrate import install
-from app.db import dsn_with
 from tests.helpers import TEST_JWT_SECRET
 from tests.pgbouncer import free_port
 

@@ -12,7 +12,7 @@ from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
 from app.cli import with_user
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, User, auth, create_user
 from tests.resilience.support import Outcome, describe, table_lock, timed, waiting_on_locks

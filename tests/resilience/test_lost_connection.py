@@ -15,7 +15,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from pydantic import SecretStr
 
-from app.config import Settings
+from app.core.config import Settings
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, auth, create_user
 from tests.resilience.support import EofHoldingProxy

@@ -15,10 +15,10 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from app.cli import with_user
-from app.config import Settings
+from app.core.config import Settings
+from app.core.db import _init_connection
 from app.database.migrate import install
 from app.database.roles import DEFAULT_API_ROLE
-from app.db import _init_connection
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, auth, create_user
 from tests.resilience.support import (

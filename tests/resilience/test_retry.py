@@ -4,8 +4,8 @@ import asyncpg
 import httpx
 from fastapi import FastAPI, Request
 
-from app.edge import EdgeMiddleware
-from app.errors import ProblemError, install_error_handlers
+from app.core.edge import EdgeMiddleware
+from app.core.errors import ProblemError, install_error_handlers
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET
 
@@ -90,7 +90,7 @@ async def test_the_body_limit_still_answers_413() -> None:
 def test_create_app_runs_requests_through_one_edge_layer_outside_cors() -> None:
     from pydantic import SecretStr
 
-    from app.config import Settings
+    from app.core.config import Settings
 
     settings = Settings(
         supabase_jwt_secret=SecretStr(TEST_JWT_SECRET), cors_allow_origins="https://app.example"

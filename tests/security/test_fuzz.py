@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from app.auth import issue_token
-from app.config import Settings
+from app.core.auth import issue_token
+from app.core.config import Settings
 from app.main import create_app
 from tests.helpers import TEST_JWT_SECRET, token_for
 from tests.security.support import PARAM_RESOURCES, World, as_uuid

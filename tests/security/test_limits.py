@@ -18,8 +18,8 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from app.config import Settings
-from app.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
+from app.core.config import Settings
+from app.core.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.main import create_app
 from app.web.models import MAX_JSON_DEPTH
 from app.web.paging import MAX_LIMIT

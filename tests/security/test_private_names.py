@@ -167,7 +167,7 @@ def test_the_private_names_lint_catches(source: str) -> None:
         "import fastapi\nv = fastapi.__version__\n",
         "from urllib.parse import urlsplit\nurlsplit(u)._replace(path='/')\n",
         "import sys\nsys._getframe()\n",
-        "from app.db import _transaction\nfrom app import auth\nauth._user_identity(c)\n",
+        "from app.core.db import _transaction\nfrom app import auth\nauth._user_identity(c)\n",
         "from . import _helpers\n",
         "class C:\n    def f(self):\n        return self._cache\n",
         "from fastapi import APIRouter\nr = APIRouter()\nx = getattr(r, 'routes')\n",

@@ -5,8 +5,8 @@ import secrets
 
 import asyncpg
 
+from app.core.db import _init_connection, dsn_with
 from app.database.migrate import install
-from app.db import _init_connection, dsn_with
 from tests.security.rls_matrix import ACTORS, COMMANDS, EXPECTED, TABLES, mismatches, run_matrix
 
 

@@ -32,8 +32,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from app.config import Settings
-from app.db import _init_connection
+from app.core.config import Settings
+from app.core.db import _init_connection
 from app.main import create_app
 from tests.helpers import User, as_user, auth, create_user
 from tests.security.support import SyncApp, sync_app

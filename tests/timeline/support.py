@@ -9,8 +9,8 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.config import Settings
-from app.db import set_request_context
+from app.core.config import Settings
+from app.core.db import set_request_context
 from tests.helpers import User, auth, claims_for
 
 

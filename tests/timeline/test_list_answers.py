@@ -19,8 +19,8 @@ import asyncpg
 import httpx
 from fastapi import FastAPI, Request
 
-from app.auth import UserIdentity
-from app.db import RequestTransaction, list_connection
+from app.core.auth import UserIdentity
+from app.core.db import RequestTransaction, list_connection
 from tests.helpers import User, auth, claims_for, create_user, token_for
 from tests.jwt_support import DROP, bearer, claims, hs256, unsigned
 from tests.timeline.support import append, make_vehicle

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from app.config import Settings
+from app.core.config import Settings
 from app.timeline import queries
 from app.web import idempotency
 from tests.helpers import auth, create_user

@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from app.db import LIST_PLANNER
+from app.core.db import LIST_PLANNER
 from app.timeline.queries import list_sql
 from app.timeline.schemas import Event
 from tests.helpers import as_user, auth, create_user, page_events

@@ -13,11 +13,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import asyncpg
 from fastapi import Depends, Request
 
-from app.auth import Bearer, Identity, service_identity, user_identity
-from app.config import Settings
-from app.errors import RETRY_AFTER_S, ProblemError
-from app.observability import record_pool, worker_metrics_dir
-from app.sqlstate import UNAVAILABLE
+from app.core.auth import Bearer, Identity, service_identity, user_identity
+from app.core.config import Settings
+from app.core.errors import RETRY_AFTER_S, ProblemError
+from app.core.observability import record_pool, worker_metrics_dir
+from app.core.sqlstate import UNAVAILABLE
 
 # One statement, transaction-local (PostgREST's txVarQuery): the role, the verified claims RLS
 # reads (DATABASE_CLAIMS of them), and the limits (role-level settings do not apply after SET

@@ -105,7 +105,7 @@ SQLSTATE_CLASS_TABLE: dict[str, SqlProblem] = {
     ),
 }
 # Serialization failure and deadlock: the transaction is rolled back whole, so the whole request
-# can safely run again (app/retry.py). Not other class-40 states (40003: completion unknown).
+# can safely run again (app/core/retry.py). Not other class-40 states (40003: completion unknown).
 RETRY_WHOLE_REQUEST = frozenset({"40001", "40P01"})
 INTERNAL = SqlProblem(500, "internal_error", "Internal error", "An unexpected error occurred.")
 UNAVAILABLE = SqlProblem(

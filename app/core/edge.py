@@ -2,7 +2,7 @@
 
 In this order: the request id (the client's X-Request-ID if sane, else new), one access line and
 the metrics; the header-size limit (431) and the body-size limit (413, before anything parses the
-body); then the retry of a request whose transaction lost a serialization race (app/retry.py),
+body); then the retry of a request whose transaction lost a serialization race (app/core/retry.py),
 inside the body limit so the body it buffers for a replay is at most 1 MiB.
 
 The CORS layer sits inside this one, so that its preflight answers carry the request id too. The
@@ -26,8 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.errors import problem_response, unexpected_error
-from app.observability import (
+from app.core.errors import problem_response, unexpected_error
+from app.core.observability import (
     ACCESS_LOGGER_NAME,
     LATENCY,
     REQUESTS,
@@ -35,7 +35,7 @@ from app.observability import (
     access_log,
     request_id_var,
 )
-from app.retry import run_with_retries
+from app.core.retry import run_with_retries
 
 ACCESS_LOGGER = logging.getLogger(ACCESS_LOGGER_NAME)
 MAX_BODY_BYTES = 1024 * 1024

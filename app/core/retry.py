@@ -2,11 +2,11 @@
 
 A serialization failure (40001) or a deadlock (40P01) aborts the request's transaction: everything
 it did is rolled back, so running the request again is safe and usually succeeds. The error
-handler (app/errors.py) marks such a response as retryable with `mark_retryable`;
+handler (app/core/errors.py) marks such a response as retryable with `mark_retryable`;
 `run_with_retries` then swallows that response (nothing has reached the client yet), waits a
 little (jittered) and replays the buffered request body through the app again. After `ATTEMPTS`
 tries the last response (a 503 `transaction_conflict` with `Retry-After`) is what the client gets.
-The edge middleware (app/edge.py) calls it inside its body-size limit.
+The edge middleware (app/core/edge.py) calls it inside its body-size limit.
 
 Only responses the handler marks are retried: any other status, and any response whose start has
 already been forwarded, goes to the client unchanged. Bodies are buffered in memory up to

@@ -2,8 +2,8 @@
 
 Routes never build error bodies: they raise `ProblemError` (or let asyncpg raise) and the handlers
 installed by `install_error_handlers` answer `application/problem+json` with a stable `code`
-(database errors through app/sqlstate.py's table). What the OpenAPI document says about errors is
-app/web/problem_docs.py's.
+(database errors through app/core/sqlstate.py's table). What the OpenAPI document says about
+errors is app/web/problem_docs.py's.
 """
 
 import logging
@@ -17,8 +17,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.retry import mark_retryable
-from app.sqlstate import (
+from app.core.retry import mark_retryable
+from app.core.sqlstate import (
     INTERNAL,
     RETRY_WHOLE_REQUEST,
     UNAVAILABLE,

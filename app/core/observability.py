@@ -21,7 +21,7 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.config import Settings
+from app.core.config import Settings
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
