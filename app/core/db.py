@@ -1,4 +1,9 @@
-"""The pool, and the one way into the database for a request."""
+"""The pool, and the one way into the database for a request.
+
+Longer than 300 lines because the request transaction is one piece and must stay readable as one:
+the BEGIN with its context in one message, the claims the database may see, the connection kinds
+(tenant, list, service), and what a lost connection does (terminated, 503), side by side.
+"""
 
 import asyncio
 import json

@@ -1,6 +1,10 @@
 """What the OpenAPI document says about errors: the Problem schema, each route's documented
 error statuses with examples of their own codes, and the statuses every route can answer
-(the machinery's 400/413/415/422). Documentation only: app/core/errors.py answers the requests."""
+(the machinery's 400/413/415/422). Documentation only: app/core/errors.py answers the requests.
+
+Longer than 300 lines because most of it is data: the default example of every status, each a
+real problem the API answers with.
+"""
 
 import copy
 from collections.abc import Sequence
