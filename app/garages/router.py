@@ -10,6 +10,7 @@ from app.core.db import TenantConn
 from app.garages import queries
 from app.garages.schemas import Garage, GarageCreate, GarageUpdate
 from app.web.crud import (
+    Table,
     created,
     cursor_key,
     idempotent_create,
@@ -26,7 +27,7 @@ from app.web.paging import Cursor, Limit, Page
 from app.web.problem_docs import problem_responses
 
 router = APIRouter(prefix="/v1/garages", tags=["garages"])
-TABLE = "garages"
+TABLE = Table.GARAGES
 
 
 @router.post(

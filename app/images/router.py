@@ -11,6 +11,7 @@ from app.core.db import TenantConn
 from app.images import queries
 from app.images.schemas import Image, ImageCreate, ImageUpdate
 from app.web.crud import (
+    Table,
     created,
     cursor_key,
     idempotent_create,
@@ -27,7 +28,7 @@ from app.web.paging import Cursor, Limit, Page
 from app.web.problem_docs import problem_responses
 
 router = APIRouter(prefix="/v1/images", tags=["images"])
-TABLE = "vehicle_images"
+TABLE = Table.VEHICLE_IMAGES
 
 
 @router.post(

@@ -18,6 +18,7 @@ from app.reminders.due import DueState
 from app.reminders.due import due_state as compute_due_state
 from app.reminders.schemas import Reminder, ReminderCreate, ReminderUpdate, Status
 from app.web.crud import (
+    Table,
     apply_changes,
     created,
     cursor_key,
@@ -38,7 +39,7 @@ router = APIRouter(prefix="/v1/reminders", tags=["reminders"])
 _STATE = "|".join(state.value for state in DueState)
 # One or more due states, comma-separated: each is checked here, so an unknown one is a 422.
 DueStates = Annotated[str, StringConstraints(pattern=f"^({_STATE})(,({_STATE}))*$")]
-TABLE = "reminders"
+TABLE = Table.REMINDERS
 
 
 def _out(row: Mapping[str, Any], now: datetime) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from app.timeline.schemas import (
     Feed,
     FeedItem,
 )
-from app.web.crud import cursor_key, get_live
+from app.web.crud import Table, cursor_key, get_live
 from app.web.idempotency import (
     IdempotencyKey,
     claim,
@@ -182,7 +182,7 @@ async def _page(
     if page["fetched"] == 0 and vehicle_must_exist and vehicle_id is not None:
         # Events are listed only while their vehicle is live (queries.LIVE_VEHICLE): an empty
         # page is the one case that must ask whether the vehicle is there (404) or just has none.
-        await get_live(conn, "vehicles", vehicle_id)
+        await get_live(conn, Table.VEHICLES, vehicle_id)
     next_cursor = "null"
     if page["fetched"] > limit:
         position = [page["last_date"].isoformat(), page["last_created_at"].isoformat()]

@@ -21,6 +21,7 @@ from app.vehicles.schemas import (
     unidentified,
 )
 from app.web.crud import (
+    Table,
     apply_changes,
     created,
     cursor_key,
@@ -38,7 +39,7 @@ from app.web.paging import Cursor, Limit, Page
 from app.web.problem_docs import DEFAULT_EXAMPLES, db_example, problem_responses
 
 router = APIRouter(prefix="/v1/vehicles", tags=["vehicles"])
-TABLE = "vehicles"
+TABLE = Table.VEHICLES
 
 
 # The odometer rule (sql/400_triggers.sql), whoever writes: the same answer as the timeline's.

@@ -4,8 +4,10 @@ Table and column names here always come from this codebase (a domain's constants
 model's field names), never from a request.
 """
 
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -28,6 +30,18 @@ M = TypeVar("M", bound=BaseModel)
 Row = asyncpg.Record | Mapping[str, Any]
 
 
+COLUMN = re.compile(r"[a-z][a-z0-9_]{0,62}")
+
+
+class Table(StrEnum):
+    """The tables the shared CRUD reads and writes: a closed set, so no string reaches its SQL."""
+
+    GARAGES = "garages"
+    VEHICLES = "vehicles"
+    VEHICLE_IMAGES = "vehicle_images"
+    REMINDERS = "reminders"
+
+
 def cursor_key(request: Request) -> bytes:
     """The key every API process signs cursors with (loaded from the database at start-up)."""
     key: bytes = request.app.state.motomind.cursor_key
@@ -39,7 +53,7 @@ def cursor_key(request: Request) -> bytes:
 
 
 async def get_live(
-    conn: asyncpg.Connection, table: str, resource_id: UUID, *, lock: bool = False
+    conn: asyncpg.Connection, table: Table, resource_id: UUID, *, lock: bool = False
 ) -> asyncpg.Record:
     """The row if it exists, is not deleted and RLS shows it; else 404 (another tenant's too)."""
     suffix = " for update" if lock else ""
@@ -63,14 +77,14 @@ def with_etag(response: Response, row: Row, model: type[M]) -> M:
 
 
 async def read_one(
-    conn: asyncpg.Connection, table: str, resource_id: UUID, response: Response, model: type[M]
+    conn: asyncpg.Connection, table: Table, resource_id: UUID, response: Response, model: type[M]
 ) -> M:
     """GET of one live resource: the model, with its ETag; 404 for anything RLS hides."""
     return with_etag(response, await get_live(conn, table, resource_id), model)
 
 
 async def locked_for_change(
-    conn: asyncpg.Connection, table: str, resource_id: UUID, if_match: str | None
+    conn: asyncpg.Connection, table: Table, resource_id: UUID, if_match: str | None
 ) -> asyncpg.Record:
     """The live row, locked until the transaction ends, if it still matches If-Match (412)."""
     current = await get_live(conn, table, resource_id, lock=True)
@@ -79,17 +93,20 @@ async def locked_for_change(
 
 
 async def apply_changes(
-    conn: asyncpg.Connection, table: str, resource_id: UUID, changes: Mapping[str, Any]
+    conn: asyncpg.Connection, table: Table, resource_id: UUID, changes: Mapping[str, Any]
 ) -> asyncpg.Record:
     """The fields the client sent, on a row this transaction has locked; the row as it is now
     (re-read when nothing changed: a trigger may have changed it meanwhile)."""
     if not changes:
         row = await conn.fetchrow(
-            f"select * from public.{table} where id = $1",  # noqa: S608 - table is a constant
+            f"select * from public.{table} where id = $1",  # noqa: S608 - a Table member
             resource_id,
         )
     else:
         columns = list(changes)
+        # Field names of a request model (extra="forbid"), never a client's string: held to that.
+        if not all(COLUMN.fullmatch(column) for column in columns):
+            raise ValueError(f"not a column name: {columns!r}")
         assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(columns, start=2))
         row = await conn.fetchrow(
             f"update public.{table} set {assignments} where id = $1 returning *",  # noqa: S608
@@ -102,7 +119,7 @@ async def apply_changes(
 
 async def patch_row(
     conn: asyncpg.Connection,
-    table: str,
+    table: Table,
     resource_id: UUID,
     changes: Mapping[str, Any],
     if_match: str | None,
@@ -115,7 +132,7 @@ async def patch_row(
 
 
 async def soft_delete(
-    conn: asyncpg.Connection, table: str, resource_id: UUID, if_match: str | None
+    conn: asyncpg.Connection, table: Table, resource_id: UUID, if_match: str | None
 ) -> None:
     await locked_for_change(conn, table, resource_id, if_match)
     await conn.execute(
