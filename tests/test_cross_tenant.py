@@ -10,125 +10,25 @@ factory below fails, so no route escapes the matrix by accident: add its factory
 """
 
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from pydantic import SecretStr
 
-from app.core.config import Settings
-from app.main import create_app
-from tests.helpers import TEST_JWT_SECRET, User, auth, create_user
-
-METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
-WITH_BODY = {"POST", "PUT", "PATCH"}
-
-
-def _openapi() -> dict[str, Any]:
-    """The document of the app the tests run (same routers), built without a database."""
-    settings = Settings(
-        database_url="postgresql://collect-only@127.0.0.1:1/none",
-        supabase_jwt_secret=SecretStr(TEST_JWT_SECRET),
-        supabase_url=None,
-        jwt_issuer=None,
-    )
-    return create_app(settings).openapi()
-
-
-SPEC = _openapi()
-ID_PATHS = sorted(p for p in SPEC["paths"] if "{" in p)
-LIST_PATHS = sorted(
-    p for p, ops in SPEC["paths"].items() if "{" not in p and p.startswith("/v1/") and "get" in ops
+from tests.factories import (
+    BODIES,
+    CANONICAL,
+    ID_PATHS,
+    LIST_PATHS,
+    METHODS,
+    OWN_LISTS,
+    SPEC,
+    WITH_BODY,
+    Objects,
+    resource_of,
 )
-
-# Path prefix (up to the first parameter) -> the resource whose id goes there.
-PREFIXES = {
-    "/v1/garages/{": "garage",
-    "/v1/vehicles/{": "vehicle",
-    "/v1/reminders/{": "reminder",
-    "/v1/images/{": "image",
-    "/v1/timeline/{": "event",
-}
-# A minimal valid body per resource, for the methods that take one.
-BODIES: dict[str, dict[str, Any]] = {
-    "garage": {"name": "pwned"},
-    "vehicle": {"nickname": "pwned"},
-    "reminder": {"title": "pwned"},
-    "image": {"caption": "pwned"},
-    "event": {"notes": "pwned"},
-}
-# Where each resource is read back, to see that it did not change.
-CANONICAL = {
-    "garage": "/v1/garages/{}",
-    "vehicle": "/v1/vehicles/{}",
-    "reminder": "/v1/reminders/{}",
-    "image": "/v1/images/{}",
-    "event": "/v1/timeline/{}",
-}
-# Lists that must show the owner its own object (the allow twin of "B never sees it").
-OWN_LISTS = {
-    "/v1/garages": "garage",
-    "/v1/vehicles": "vehicle",
-    "/v1/reminders": "reminder",
-    "/v1/images": "image",
-    "/v1/timeline": "event",
-}
-
-
-def resource_of(path: str) -> str:
-    prefix = path[: path.index("{") + 1]
-    if prefix not in PREFIXES:
-        pytest.fail(f"{path}: no factory for prefix {prefix!r}; add it to the cross-tenant matrix")
-    return PREFIXES[prefix]
-
-
-@dataclass
-class Objects:
-    """One object of each resource, created lazily (with what it depends on) by one user."""
-
-    client: httpx.AsyncClient
-    user: User
-    ids: dict[str, str]
-
-    async def _post(self, url: str, body: dict[str, Any]) -> str:
-        resp = await self.client.post(url, json=body, headers=auth(self.user))
-        assert resp.status_code == 201, f"factory {url}: {resp.status_code} {resp.text}"
-        return str(resp.json()["id"])
-
-    async def get(self, resource: str) -> str:
-        if resource not in self.ids:
-            self.ids[resource] = await self._create(resource)
-        return self.ids[resource]
-
-    async def _create(self, resource: str) -> str:
-        if resource == "garage":
-            return await self._post("/v1/garages", {"name": "A's garage"})
-        if resource == "vehicle":
-            garage_id = await self.get("garage")
-            return await self._post(
-                "/v1/vehicles", {"garage_id": garage_id, "nickname": "A's bike", "make": "Moto"}
-            )
-        vehicle_id = await self.get("vehicle")
-        if resource == "reminder":
-            return await self._post(
-                "/v1/reminders", {"vehicle_id": vehicle_id, "title": "A's", "due_mileage": 1000}
-            )
-        if resource == "image":
-            return await self._post(
-                "/v1/images", {"vehicle_id": vehicle_id, "storage_url": "a/front.jpg"}
-            )
-        if resource == "event":
-            return await self._post(
-                "/v1/timeline", {"vehicle_id": vehicle_id, "type": "odometer", "miles": 100}
-            )
-        pytest.fail(f"no factory for {resource}")
-
-    async def all(self) -> dict[str, str]:
-        for resource in CANONICAL:
-            await self.get(resource)
-        return dict(self.ids)
+from tests.helpers import User, auth, create_user
 
 
 async def _call(

@@ -5,92 +5,12 @@ Each deny has an allow twin: what tenant B cannot do to A's rows, A can.
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 
 import asyncpg
 import pytest
 
-from tests.helpers import User, as_role, as_user, claims_for, create_user
-
-TABLES = [
-    "tenants",
-    "profiles",
-    "garages",
-    "vehicles",
-    "vehicle_events",
-    "vehicle_images",
-    "reminders",
-    "idempotency_keys",
-]
-
-
-@dataclass
-class Seed:
-    user: User
-    garage: uuid.UUID
-    vehicle: uuid.UUID
-    image: uuid.UUID
-    reminder: uuid.UUID
-    event: uuid.UUID
-    key: str
-
-    def row_id(self, table: str) -> object:
-        """The value that identifies this tenant's row of `table` (see KEY_COLUMN)."""
-        return {
-            "tenants": self.user.tenant_id,
-            "profiles": self.user.id,
-            "garages": self.garage,
-            "vehicles": self.vehicle,
-            "vehicle_events": self.event,
-            "vehicle_images": self.image,
-            "reminders": self.reminder,
-            "idempotency_keys": self.key,
-        }[table]
-
-
-KEY_COLUMN = {t: "id" for t in TABLES} | {"idempotency_keys": "key"}
-
-
-async def seed(db: asyncpg.Pool) -> Seed:
-    """A user in a new tenant with one row in every table (written by the owner)."""
-    user = await create_user(db)
-    t = user.tenant_id
-    garage = await db.fetchval(
-        "insert into public.garages (tenant_id, name) values ($1, 'Home') returning id", t
-    )
-    vehicle = await db.fetchval(
-        """insert into public.vehicles (tenant_id, garage_id, make, nickname)
-           values ($1, $2, 'Honda', 'blue') returning id""",
-        t,
-        garage,
-    )
-    image = await db.fetchval(
-        """insert into public.vehicle_images (tenant_id, vehicle_id, storage_url)
-           values ($1, $2, 'vehicles/a.jpg') returning id""",
-        t,
-        vehicle,
-    )
-    reminder = await db.fetchval(
-        """insert into public.reminders (tenant_id, vehicle_id, title, due_mileage)
-           values ($1, $2, 'Oil', 5000) returning id""",
-        t,
-        vehicle,
-    )
-    # A tenant-level document, so the vehicle can be hard-deleted in the delete twin.
-    event = await db.fetchval(
-        """insert into public.vehicle_events (tenant_id, date, type, payload)
-           values ($1, current_date, 'document', '{"kind": "other"}') returning id""",
-        t,
-    )
-    key = f"key-{uuid.uuid4().hex}"
-    await db.execute(
-        """insert into public.idempotency_keys (tenant_id, user_id, key, request_hash)
-           values ($1, $2, $3, 'h')""",
-        t,
-        user.id,
-        key,
-    )
-    return Seed(user, garage, vehicle, image, reminder, event, key)
+from tests.factories import KEY_COLUMN, TABLES, Seed, seed
+from tests.helpers import as_role, as_user, claims_for, create_user
 
 
 @pytest.fixture

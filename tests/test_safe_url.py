@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from app.web.models import is_safe_url
+from tests.factories import URLS, urls
 from tests.helpers import as_user, auth, create_user
-from tests.timeline.test_payload_agreement import URLS, urls
 
 CHECKS = ("vehicle_images_storage_url_check", "vehicle_images_thumbnail_url_check")
 ascii_or_not = st.text(

@@ -14,8 +14,8 @@ from typing import Any
 
 import asyncpg
 
+from tests.factories import KEY_COLUMN, Seed, seed
 from tests.helpers import as_role, claims_for
-from tests.test_rls import KEY_COLUMN, Seed, seed
 
 TABLES = (
     "tenants",

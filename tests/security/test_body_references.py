@@ -15,8 +15,8 @@ import asyncpg
 import httpx
 import pytest
 
+from tests.factories import SPEC, Objects
 from tests.helpers import auth, create_user
-from tests.test_cross_tenant import SPEC, Objects
 
 FieldPath = tuple[str, ...]
 Body = Callable[[dict[str, str], str], dict[str, Any]]

@@ -32,9 +32,9 @@ from schemathesis.specs.openapi.checks import (
 from app.core.auth import issue_token
 from app.core.config import Settings
 from app.main import create_app
+from tests.factories import openapi_document as _openapi
 from tests.helpers import TEST_JWT_SECRET, token_for
 from tests.security.support import PARAM_RESOURCES, World, as_uuid
-from tests.test_cross_tenant import _openapi
 
 # Schemathesis's own strategies for operations without a body or auth draw from `random`; that is
 # its business, not a finding about this API (warnings are errors in this suite).

@@ -23,8 +23,8 @@ from app.core.edge import MAX_BODY_BYTES, MAX_HEADER_BYTES
 from app.main import create_app
 from app.web.models import MAX_JSON_DEPTH
 from app.web.paging import MAX_LIMIT
+from tests.factories import LIST_PATHS, SPEC
 from tests.helpers import User, auth, create_user
-from tests.test_cross_tenant import LIST_PATHS, SPEC
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
 from app.timeline.schemas import EventCreate
+from tests.factories import SPACES, URLS, non_negative, numbers, padded, positive, urls
 
 EXAMPLES = int(os.environ.get("MOTOMIND_PAYLOAD_EXAMPLES", "600"))
 VALIDATE = "select private.validate_event_payload($1, $2, $3)"
@@ -30,49 +31,9 @@ A_UUID = "0b5e9c1d-3f2a-4e6b-8c7d-9a1b2c3d4e5f"
 
 # --- Values -----------------------------------------------------------------------------------
 
+
 # Whitespace of every kind the two languages might disagree on: ASCII, Unicode's White_Space,
 # and Python's extra information separators (\x1c-\x1f).
-SPACES = [" ", "\t", "\n", "\r", "\x0b", "\x0c", "\x85", "\xa0", "\u2003", "\u3000", "\x1c", "\x1f"]
-spaces = st.sampled_from(SPACES)
-BOUNDARY_NUMBERS: list[Any] = [
-    0,
-    0.0,
-    -0.0,
-    1,
-    -1,
-    0.5,
-    -1e-9,
-    5e-324,
-    2.2250738585072014e-308,
-    1e308,
-    1.7976931348623157e308,
-    -1e308,
-    2**31,
-    2**53 + 1,
-    10**17,
-    10**17 + 1,
-    123456789012345678,
-    10**308,
-    10**309,
-    10**400,
-]
-numbers = st.one_of(
-    st.sampled_from(BOUNDARY_NUMBERS),
-    st.integers(),
-    st.floats(allow_nan=False, allow_infinity=False),
-)
-non_negative = st.one_of(
-    numbers.filter(lambda n: n >= 0), st.sampled_from([0, 0.0, -0.0, 1e308, 10**17])
-)
-positive = st.one_of(numbers.filter(lambda n: n > 0), st.sampled_from([5e-324, 1e308, 10**17]))
-
-
-@st.composite
-def padded(draw: st.DrawFn, text: st.SearchStrategy[str]) -> str:
-    value = draw(text)
-    return draw(spaces) * draw(st.integers(0, 2)) + value + draw(spaces) * draw(st.integers(0, 2))
-
-
 def sized(length: int) -> st.SearchStrategy[str]:
     return st.sampled_from(["a", "é", "\u3000", " "]).map(lambda c: c * length)
 
@@ -138,49 +99,6 @@ uuids = st.one_of(
     st.uuids().map(str),
     st.uuids().flatmap(lambda u: st.sampled_from(_spellings(u))),
     st.sampled_from(["00000000-0000-0000-0000-000000000000", "g" * 8 + A_UUID[8:]]),
-)
-
-URLS = [
-    "https://files.example.com/reg.pdf",
-    "http://files.example.com:8080/a?b=c#d",
-    "HTTPS://FILES.EXAMPLE.COM/A",
-    "https://files.example.com",
-    "https://files.example.com:123456/",
-    "https://user@files.example.com/",
-    "https://files.example.com/a b",
-    "https://files.example.com/a\tb",
-    "https://files.example.com/a\xa0b",
-    "https://files.example.com/a\u2003b",
-    "https://files.example.com/a\x1cb",
-    "https://files.example.com/a\x7fb",
-    "https://files.example.com/a\x01b",
-    "https://files.example.com/café.pdf",
-    "https://fi\u212ales.example.com/",  # KELVIN SIGN: a `k` only case-insensitively
-    "https://files.example.com/\n",
-    "documents/insurance-2026.pdf",
-    "documents/insurance-2026.pdf\n",
-    "receipts/2026/a.jpg",
-    "a/..b/c",
-    "a/../b",
-    "../a",
-    "..",
-    "//evil.example/x",
-    "/abs/path",
-    "javascript:alert(1)",
-    "data:text/html,x",
-    "file:///etc/passwd",
-    "ftp://files.example.com/a",
-    "",
-    "a" * 500,
-    "a" * 501,
-]
-url_chars = st.sampled_from([*"aZ09_.~%+=@/-:?#&\xe9 \t\x7f", "\xa0", "\u2003", "\u212a"])
-urls = st.one_of(
-    st.sampled_from(URLS),
-    padded(st.sampled_from(URLS[:3])),
-    st.text(alphabet=url_chars, max_size=12),
-    st.text(alphabet=url_chars, max_size=12).map(lambda s: "https://files.example.com/" + s),
-    st.text(alphabet=url_chars, max_size=8).map(lambda s: "https://" + s),
 )
 
 json_values = st.recursive(
