@@ -22,7 +22,7 @@ from uvicorn.supervisors import Multiprocess
 
 from app.core.config import Settings, get_settings
 from app.core.observability import configure_logging
-from app.database import cron, migrate
+from app.database import cron, migrate, users
 from app.database.embedded import dev_secret, start_embedded
 
 cli = typer.Typer(
@@ -222,20 +222,7 @@ def worker_app() -> FastAPI:
 async def _ensure_user(rt: Runtime, email: str, tenant_id: uuid.UUID | None) -> tuple[str, str]:
     conn = await asyncpg.connect(rt.admin_dsn)
     try:
-        async with conn.transaction():
-            user_id = await conn.fetchval("select id from auth.users where email = $1", email)
-            if user_id is None:
-                meta = json.dumps({"tenant_id": str(tenant_id)} if tenant_id else {})
-                user_id = await conn.fetchval(
-                    """insert into auth.users (email, raw_app_meta_data)
-                       values ($1, $2::jsonb) returning id""",
-                    email,
-                    meta,
-                )
-            tenant = await conn.fetchval(
-                "select tenant_id from public.profiles where id = $1", user_id
-            )
-        return str(user_id), str(tenant)
+        return await users.ensure_user(conn, email=email, tenant_id=tenant_id)
     finally:
         await conn.close()
 

@@ -4,6 +4,8 @@ from uuid import UUID
 
 import asyncpg
 
+CURRENT_TENANT = "select public.current_tenant_id()"
+
 GET_ME = """
 select p.id, p.email, p.name, p.created_at, p.updated_at, t.id as tenant_id,
        t.name as tenant_name
@@ -53,3 +55,9 @@ async def update_tenant_name(
     conn: asyncpg.Connection, *, tenant_id: UUID, name: str
 ) -> asyncpg.Record | None:
     return await conn.fetchrow(UPDATE_TENANT_NAME, tenant_id, name)
+
+
+async def current_tenant(conn: asyncpg.Connection) -> UUID | None:
+    """The tenant the transaction runs as (claim, app_metadata or profile): the one RLS enforces."""
+    value = await conn.fetchval(CURRENT_TENANT)
+    return value if isinstance(value, UUID) else None

@@ -38,8 +38,8 @@ def _me(row: asyncpg.Record | None, response: Response) -> MeOut:
 async def _tenant_id(conn: asyncpg.Connection) -> UUID:
     # The tenant the transaction runs as (claim, app_metadata or profile), resolved by the
     # dependency and visible to the database: the one RLS enforces.
-    value = await conn.fetchval("select public.current_tenant_id()")
-    if not isinstance(value, UUID):  # pragma: no cover - the dependency already refused this
+    value = await queries.current_tenant(conn)
+    if value is None:  # pragma: no cover - the dependency already refused this
         raise not_found()
     return value
 
