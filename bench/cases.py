@@ -16,9 +16,6 @@ from app.timeline import queries as timeline
 from app.vehicles import queries as vehicles
 from app.web import idempotency
 
-# resources.get_live builds this one inline.
-GET_LIVE_VEHICLE = "select * from public.vehicles where id = $1 and deleted_at is null"
-
 APPEND_PAYLOAD = '{"service": "Oil change", "cost": 49.9, "currency": "USD"}'
 APPEND_BODY = '{"vehicle_id": "%s", "type": "maintenance", "payload": ' + APPEND_PAYLOAD + "}"
 
@@ -125,7 +122,7 @@ def cases() -> list[Case]:
             timeline_statements(after=True),
             context=LIST_CONTEXT,
         ),
-        Case("vehicle_get", "single vehicle GET", "GET", [bind(GET_LIVE_VEHICLE, ["vehicle_id"])]),
+        Case("vehicle_get", "single vehicle GET", "GET", [bind(vehicles.GET, ["vehicle_id"])]),
         Case(
             "append",
             "event append (Idempotency-Key)",
