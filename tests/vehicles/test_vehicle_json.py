@@ -10,10 +10,10 @@ from typing import Any
 
 import asyncpg
 import httpx
-from app.web.paging import Page
 from pydantic import TypeAdapter
 
 from app.vehicles.schemas import Vehicle
+from app.web.paging import Page
 from tests.helpers import User, auth, create_user
 
 ODD_TEXT = [
