@@ -8,18 +8,11 @@ import asyncpg
 
 from app.core.db import dsn_with
 from app.database.migrate import SCHEMA_VERSION, install
+from tests.factories import TABLES as PUBLIC_TABLES
 from tests.helpers import as_role
 
-TABLES = [
-    "tenants",
-    "profiles",
-    "garages",
-    "vehicles",
-    "vehicle_events",
-    "vehicle_images",
-    "reminders",
-]
-RLS_TABLES = [*TABLES, "idempotency_keys"]
+RLS_TABLES = list(PUBLIC_TABLES)
+TABLES = [t for t in RLS_TABLES if t != "idempotency_keys"]  # the design's seven
 CLIENT_ROLES = ["anon", "authenticated", "service_role"]
 # Security-definer functions the client roles must be able to call.
 CALLABLE_BY_AUTHENTICATED = {

@@ -15,18 +15,10 @@ from typing import Any
 import asyncpg
 
 from tests.factories import KEY_COLUMN, Seed, seed
+from tests.factories import TABLES as FACTORY_TABLES
 from tests.helpers import as_role, claims_for
 
-TABLES = (
-    "tenants",
-    "profiles",
-    "garages",
-    "vehicles",
-    "vehicle_events",
-    "vehicle_images",
-    "reminders",
-    "idempotency_keys",
-)
+TABLES = tuple(FACTORY_TABLES)  # every table in public: the matrix has a row for each
 COMMANDS = ("SELECT", "INSERT", "UPDATE", "DELETE")
 ACTORS = ("owner", "other", "no_claims", "anon", "service_role")
 
